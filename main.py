@@ -1,0 +1,250 @@
+"""Deep-learning course experiment runner.
+
+    python main.py                 interactive menu
+    python main.py 4.3             one task          python main.py 3      a whole section
+    python main.py 3.1 4.3         several           python main.py --all  everything
+    python main.py --list          ids, titles, datasets and last results
+
+Heavy libraries (torch, matplotlib, scikit-learn) are imported only when a task runs, so
+the menu appears at once.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage dump), exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="main.py", description="Run the deep-learning course experiments "
+                       "(results go to results/<id>_<name>/).",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  python main.py --all --mode quick\n  python main.py 4.3 --dataset fashion-mnist\n"
+                              "  python main.py 3 --mode hybrid --seed 1\n  python main.py --list")
+    p.add_argument("ids", nargs="*", metavar="ID", help="task ids (4.3) or section numbers (4); none: the menu")
+    p.add_argument("--all", action="store_true", help="run every task")
+    p.add_argument("--list", action="store_true", help="list tasks with their datasets and last result")
+    p.add_argument("--mode", type=str.lower, choices=list(config.MODES) + ["tiny"],
+                   default=None, help=f"budget preset (default {config.DEFAULT_MODE}, or $DL_MODE); tiny is a smoke test")
+    p.add_argument("--device", type=str.lower, choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                   help="where torch runs (default auto: cuda, then mps, then cpu)")
+    p.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help=f"random seed (default {config.DEFAULT_SEED})")
+    p.add_argument("--dataset", type=str.lower, choices=config.IMAGE_DATASETS, default=None,
+                   help="image dataset for tasks that accept another one")
+    p.add_argument("--no-fallback", action="store_true", help="fail instead of using an offline stand-in dataset")
+    p.add_argument("--results", type=Path, default=None, metavar="DIR", help="results folder (default results/)")
+    p.add_argument("--data", type=Path, default=None, metavar="DIR", help="data cache folder (default data/)")
+    p.add_argument("--resume", action="store_true", help="skip tasks already done in this mode")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset value, e.g. --set epochs=3 (see config.py)")
+    return p
+
+
+def make_settings(args):
+    from utils.runner import Settings
+
+    mode = (args.mode or os.environ.get("DL_MODE") or config.DEFAULT_MODE).lower()
+    overrides = config.parse_overrides(args.set)
+    config.get_preset(mode, **overrides)  # validate now: a bad key fails before any work
+    return Settings(mode=mode, overrides=overrides, device=args.device, seed=args.seed,
+                    results_dir=args.results or config.RESULTS_DIR, data_dir=args.data or config.DATA_DIR,
+                    dataset=args.dataset, allow_fallback=not args.no_fallback, resume=args.resume)
+
+
+def print_list(settings) -> None:
+    from rich.table import Table
+
+    from experiments.registry import SECTIONS, all_tasks
+    from utils.console import console
+    from utils.results import task_status
+
+    table = Table(title=f"Tasks (results in {settings.results_dir})")
+    for col in ("id", "title", "datasets", "status", "mode", "last result"):
+        table.add_column(col)
+    section = None
+    for t in all_tasks():
+        if t.section != section:
+            section = t.section
+            table.add_row(f"[bold]{section}[/]", f"[bold]{SECTIONS[section]}[/]", "", "", "", "")
+        st = task_status(settings.results_dir, t)
+        table.add_row(t.id, t.title, ", ".join(t.datasets), st["status"], st["mode"], st["headline"])
+    console.print(table)
+
+
+def run_batch(tasks, settings) -> int:
+    from utils.runner import print_summary, run_tasks
+
+    outcomes = run_tasks(tasks, settings)
+    if len(outcomes) > 1:
+        print_summary(outcomes)
+    if any(o.status == "interrupted" for o in outcomes):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from experiments.registry import SelectionError, all_tasks, resolve
+    from utils.results import check_writable
+
+    prog = "main.py"
+    try:
+        settings = make_settings(args)
+        tasks = all_tasks() if args.all else resolve(args.ids)
+    except (config.ConfigError, SelectionError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.list:
+        print_list(settings)
+        return EXIT_OK
+    problem = check_writable(settings.results_dir)
+    if problem:
+        print(f"{prog}: error: {problem} (choose another with --results DIR)", file=sys.stderr)
+        return EXIT_USAGE
+    if tasks:
+        return run_batch(tasks, settings)
+    return Menu(settings).loop()
+
+
+class Menu:
+    """The interactive menu: sections, then their tasks, each with its last result.
+
+    End of input (Ctrl-D, a closed pipe) and Ctrl-C at the prompt leave with status 0;
+    Ctrl-C during a task stops only that task and comes back here.
+    """
+
+    HELP_MAIN = "[bold]1-8[/] open a section · [bold]4.3[/] run a task · [bold]a[/] run all · [bold]m[/] mode · [bold]q[/] quit"
+    HELP_SECTION = "[bold]number or id[/] run a task · [bold]r[/] run the section · [bold]b[/] back · [bold]m[/] mode · [bold]q[/] quit"
+
+    def __init__(self, settings):
+        from utils.console import console
+
+        self.settings = settings
+        self.console = console
+        self.section: str | None = None
+
+    def ask(self, prompt: str) -> str:
+        """One line of input; raises EOFError at end of input."""
+        self.console.print(prompt, end="")
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        if not sys.stdin.isatty():
+            self.console.print(line.rstrip())  # echo piped input so transcripts read naturally
+        return line.strip()
+
+    def loop(self) -> int:
+        try:
+            while True:
+                self.show()
+                choice = self.ask("> ").lower()
+                if not self.handle(choice):
+                    break
+        except (EOFError, KeyboardInterrupt):
+            self.console.print()
+        self.console.print("bye")
+        return EXIT_OK
+
+    def show(self) -> None:
+        from rich.table import Table
+
+        from experiments.registry import SECTIONS, all_tasks
+        from utils.results import task_status
+
+        s = self.settings
+        tasks = all_tasks()
+        head = f"[bold]Deep-learning experiments[/]  mode [cyan]{s.mode}[/] · device {s.device} · seed {s.seed}"
+        if self.section is None:
+            table = Table(title=head, title_justify="left")
+            for col in ("section", "title", "tasks", "done"):
+                table.add_column(col)
+            for sec in sorted({t.section for t in tasks}, key=int):
+                members = [t for t in tasks if t.section == sec]
+                done = sum(task_status(s.results_dir, t)["status"] == "done" for t in members)
+                table.add_row(sec, SECTIONS[sec], str(len(members)), f"{done}/{len(members)}")
+            self.console.print(table)
+            self.console.print(self.HELP_MAIN)
+        else:
+            table = Table(title=f"{head}\n[bold]{self.section} {SECTIONS[self.section]}[/]", title_justify="left")
+            for col in ("id", "title", "status", "mode", "last result"):
+                table.add_column(col)
+            colours = {"done": "green", "failed": "red", "interrupted": "yellow"}
+            for t in tasks:
+                if t.section == self.section:
+                    st = task_status(s.results_dir, t)
+                    c = colours.get(st["status"], "dim")
+                    table.add_row(t.id, t.title, f"[{c}]{st['status']}[/]", st["mode"], st["headline"])
+            self.console.print(table)
+            self.console.print(self.HELP_SECTION)
+
+    def handle(self, choice: str) -> bool:
+        """Act on one answer; False means quit."""
+        from experiments.registry import SelectionError, all_tasks, resolve
+
+        if choice in {"q", "quit", "exit"}:
+            return False
+        if choice == "":
+            return True
+        if choice == "m":
+            self.change_mode()
+            return True
+        if self.section is None:
+            if choice == "a":
+                self.run(all_tasks())
+                return True
+        else:
+            if choice == "b":
+                self.section = None
+                return True
+            if choice == "r":
+                self.run(resolve([self.section]))
+                return True
+            if choice.isdigit():  # a task number within the open section
+                choice = f"{self.section}.{choice}"
+        try:
+            selected = resolve([choice])
+        except SelectionError as exc:
+            self.console.print(f"[red]{exc}[/] · " + (self.HELP_MAIN if self.section is None else self.HELP_SECTION))
+            return True
+        if self.section is None and "." not in choice:
+            self.section = choice.rstrip(".")
+        else:
+            self.run(selected)
+        return True
+
+    def change_mode(self) -> None:
+        while True:
+            answer = self.ask(f"mode ({'/'.join(config.MODES)}) [{self.settings.mode}]: ").lower()
+            if answer == "":
+                return
+            if answer in config.MODES:
+                self.settings.mode = answer
+                return
+            self.console.print(f"[red]unknown mode {answer!r}[/]")
+
+    def run(self, tasks) -> None:
+        from utils.runner import print_summary, run_tasks
+
+        outcomes = run_tasks(tasks, self.settings)
+        if len(outcomes) > 1:
+            print_summary(outcomes)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C outside a task (tasks handle their own)
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

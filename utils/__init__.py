@@ -1,0 +1,1 @@
+"""Shared mechanics: data, the training loop, figures, progress and results."""

@@ -1,0 +1,163 @@
+"""The run context handed to every task: budgets, device, seed, data, and recording.
+
+Tasks never build paths or write JSON themselves; they call ``ctx.record``,
+``ctx.save_figure`` and ``ctx.write_analysis``, and the runner writes metrics.json.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import config
+from utils.console import console, progress_bar
+from utils.results import write_text
+
+# metrics.json keys the runner owns; tasks may not record these.
+RESERVED_KEYS = frozenset({
+    "task", "title", "status", "mode", "seed", "device", "dataset", "dataset_requested", "standin",
+    "data_notes", "versions", "hardware", "seconds", "started_at", "headline", "figures", "error",
+    "preset"})
+
+
+class RunContext:
+    def __init__(self, task, preset: config.Preset, device, seed: int, results_dir: Path,
+                 data_dir: Path, dataset_override: str | None = None, allow_fallback: bool = True):
+        self.task = task
+        self.cfg = preset
+        self.device = device
+        self.seed = seed
+        self.results_dir = Path(results_dir)
+        self.out_dir = self.results_dir / task.dirname
+        self.data_dir = Path(data_dir)
+        self.dataset_override = dataset_override
+        self.allow_fallback = allow_fallback
+        self.metrics: dict[str, Any] = {}
+        self.datasets: list[dict[str, Any]] = []
+        self.figures: list[str] = []
+
+    # ---------------------------------------------------------------- budgets
+    @property
+    def mode(self) -> str:
+        return self.cfg.name
+
+    def pick(self, *, quick: Any, hybrid: Any, full: Any, tiny: Any = None) -> Any:
+        """This mode's value of a task-specific budget; ``tiny`` defaults to ``quick``."""
+        return {"quick": quick, "hybrid": hybrid, "full": full,
+                "tiny": quick if tiny is None else tiny}[self.mode]
+
+    def seeds(self, n: int | None = None) -> list[int]:
+        """Seeds for repeated runs: the run's seed, then seed+1, ... (``cfg.seeds`` of them)."""
+        return [self.seed + i for i in range(n or self.cfg.seeds)]
+
+    # ---------------------------------------------------------------- output
+    def log(self, message: str) -> None:
+        console.print(message)
+
+    def progress(self, total: int, description: str):
+        return progress_bar(total, description)
+
+    @property
+    def dataset_label(self) -> str:
+        return ", ".join(d["label"] for d in self.datasets) or "none"
+
+    @property
+    def footer(self) -> str:
+        return f"task {self.task.id} · {self.mode} mode · data: {self.dataset_label} · seed {self.seed}"
+
+    def save_figure(self, fig, name: str) -> Path:
+        """Save a matplotlib figure as results/<task>/<name>.png (300 dpi, footer, atomic)."""
+        from utils.plotting import save_figure
+
+        path = save_figure(fig, self.out_dir / name, footer=self.footer)
+        if path.name not in self.figures:
+            self.figures.append(path.name)
+        return path
+
+    def write_analysis(self, markdown: str) -> Path:
+        """analysis.md for this task; the heading and provenance line are added here."""
+        head = (f"# {self.task.id} {self.task.title}\n\n"
+                f"*Mode {self.mode}, seed {self.seed}, device {self.device}, data: {self.dataset_label}.*\n\n")
+        path = self.out_dir / "analysis.md"
+        write_text(path, head + markdown.strip() + "\n")
+        return path
+
+    def record(self, **metrics: Any) -> None:
+        """Add numbers to metrics.json (merged; later calls overwrite the same key)."""
+        clash = RESERVED_KEYS.intersection(metrics)
+        if clash:
+            raise ValueError(f"metric names reserved for the runner: {', '.join(sorted(clash))}")
+        self.metrics.update(metrics)
+
+    def save_weights(self, model, name: str = "model.pt") -> Path:
+        """Save ``model``'s state_dict beside the task's results (atomic), for later tasks."""
+        import torch
+
+        from utils.results import atomic_path
+
+        path = self.out_dir / name
+        with atomic_path(path) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        return path
+
+    def load_weights(self, task_id: str, name: str = "model.pt") -> dict | None:
+        """A state_dict another task saved in this results folder, or None if absent/unreadable."""
+        import torch
+
+        from experiments.registry import get_task
+
+        other = get_task(task_id)
+        path = self.results_dir / other.dirname / name if other else None
+        if path is None or not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a corrupt or foreign file: the caller retrains instead
+            self.log(f"  [yellow]could not read {path}: {exc}; training afresh[/]")
+            return None
+
+    # ---------------------------------------------------------------- data
+    def use_dataset(self, name: str, *, requested: str | None = None, standin: bool = False, note: str = "") -> None:
+        """Record a dataset the task used (generated data and scikit-learn sets included)."""
+        label = f"{name} (stand-in for {requested})" if standin else name
+        entry = {"name": name, "requested": requested or name, "standin": standin, "note": note, "label": label}
+        if entry not in self.datasets:
+            self.datasets.append(entry)
+
+    def load_images(self, default: str, *, train_size: int | None | str = "preset",
+                    test_size: int | None | str = "preset"):
+        """The task's image dataset (``--dataset`` overrides ``default`` where the task allows)."""
+        from utils.data import load_images
+
+        name = self.dataset_override if (self.dataset_override and self.task.image_dataset) else default
+        ds = load_images(name, data_dir=self.data_dir, allow_fallback=self.allow_fallback,
+                         train_size=self.cfg.train_size if train_size == "preset" else train_size,
+                         test_size=self.cfg.test_size if test_size == "preset" else test_size,
+                         seed=self.seed, log=self.log)
+        self.use_dataset(ds.name, requested=ds.requested, standin=ds.standin, note=ds.note)
+        self.log(f"  data: {ds.label}: {len(ds.y_train)} train / {len(ds.y_test)} test images, shape {ds.shape}")
+        return ds
+
+    def load_imdb(self):
+        from utils.data import load_imdb
+
+        data = load_imdb(data_dir=self.data_dir, allow_fallback=self.allow_fallback, seed=self.seed, log=self.log)
+        self.use_dataset(data.name, requested="imdb", standin=data.standin, note=data.note)
+        return data
+
+    # ---------------------------------------------------------------- training
+    def fit(self, model, train, val=None, **kwargs):
+        """utils.train.fit with this run's device, batch size, seed and logging filled in."""
+        from utils.train import fit
+
+        kwargs.setdefault("batch_size", self.cfg.batch_size)
+        kwargs.setdefault("eval_batch_size", self.cfg.eval_batch_size)
+        kwargs.setdefault("seed", self.seed)
+        kwargs.setdefault("log", self.log)
+        kwargs.setdefault("epochs", self.cfg.epochs)
+        return fit(model, train, val, device=self.device, **kwargs)
+
+    def evaluate(self, model, x, y, **kwargs):
+        from utils.train import evaluate
+
+        kwargs.setdefault("batch_size", self.cfg.eval_batch_size)
+        return evaluate(model, x, y, device=self.device, **kwargs)

@@ -1,0 +1,75 @@
+"""Seeds, devices and the provenance every result carries (airbench-style)."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+
+
+def set_seed(seed: int) -> None:
+    """The one seed function: Python, NumPy and torch (all devices)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA and MPS generators too
+
+
+def configure_torch() -> None:
+    """Use every core for intra-op work; one inter-op thread avoids oversubscription."""
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # can only be set once per process, before parallel work starts
+        pass
+
+
+def pick_device(requested: str = "auto"):
+    """``auto`` prefers CUDA, then Apple's MPS, then the CPU. Raises ValueError if unavailable."""
+    import torch
+
+    requested = requested.lower()
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available to torch here")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("--device mps was asked for, but Apple's MPS backend is not available here")
+    if requested not in {"cpu", "cuda", "mps"}:
+        raise ValueError(f"unknown device {requested!r}; choose auto, cpu, cuda or mps")
+    return torch.device(requested)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for mod in ("numpy", "torch", "torchvision", "sklearn", "matplotlib"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except ImportError:
+                continue
+        out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+def hardware(device) -> dict[str, object]:
+    info: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                               "cpu_count": os.cpu_count()}
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if str(device).startswith("cuda"):
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info

@@ -1,0 +1,170 @@
+"""The shared PyTorch training loop: fit() and evaluate() on in-memory tensors.
+
+Batches are slices of tensors already in memory (no DataLoader, no per-sample Python), so
+the loop costs little beyond the model itself. fit() keeps a history, steps an optional LR
+scheduler, clips gradients, stops early with a *copy* of the best weights restored, and
+ends a run whose loss turns NaN/inf as ``diverged`` instead of crashing.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils.console import progress_bar
+
+
+@dataclass
+class FitResult:
+    history: dict[str, list[float]] = field(default_factory=lambda: {
+        "train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [], "lr": [], "epoch_seconds": []})
+    status: str = "done"            # "done" | "early_stopped" | "diverged"
+    best_epoch: int | None = None   # 1-based epoch with the lowest monitored (validation) loss
+    stopped_epoch: int = 0          # last epoch that ran (1-based)
+    restored_best: bool = False     # True when the model ends with the best epoch's weights
+    seconds: float = 0.0
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+
+def batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+    """Index tensors covering range(n) in mini-batches."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, device=None) -> torch.Tensor:
+    """Model outputs for all of ``x`` (eval mode), on the CPU."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outs = [model(x[idx].to(device, non_blocking=True)).float().cpu() for idx in batches(len(x), batch_size, False)]
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+             batch_size: int = 1000, device=None, accuracy: bool = True) -> tuple[float, float | None]:
+    """Mean loss and (for classifiers) accuracy of ``model`` on (x, y)."""
+    out = predict(model, x, batch_size, device)
+    loss = float(loss_fn(out, y.cpu()))
+    acc = float((out.argmax(1) == y.cpu()).float().mean()) if accuracy else None
+    return loss, acc
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A true copy of the weights (cloned tensors, not references to the live ones)."""
+    return copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+
+def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+        epochs: int, optimizer: torch.optim.Optimizer, loss_fn: Callable = F.cross_entropy,
+        batch_size: int = 128, device: torch.device | str = "cpu",
+        scheduler=None, scheduler_per_batch: bool = False,
+        patience: int | None = None, restore_best: bool = True, min_delta: float = 0.0,
+        clip_grad_norm: float | None = None, augment: Callable | None = None,
+        accuracy: bool = True, seed: int = 0, log: Callable | None = None,
+        description: str = "training", eval_batch_size: int = 1000,
+        on_epoch_end: Callable | None = None) -> FitResult:
+    """Train ``model`` on in-memory tensors; return its history.
+
+    patience: stop when validation loss has not improved by ``min_delta`` for this many
+        epochs; with ``restore_best`` the best epoch's weights are copied back.
+    augment: a function applied to each whole training batch on the device.
+    on_epoch_end(epoch, model, result): called after each epoch (e.g. gradient probes).
+    """
+    device = torch.device(device)
+    model.to(device)
+    x_tr, y_tr = train
+    gen = torch.Generator().manual_seed(seed)
+    result = FitResult()
+    hist = result.history
+    best_loss, best_state, bad_epochs = math.inf, None, 0
+    n_batches = math.ceil(len(x_tr) / batch_size)
+    start = time.perf_counter()
+    with progress_bar(epochs * n_batches, description) as bar:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for idx in batches(len(x_tr), batch_size, True, gen):
+                xb = x_tr[idx].to(device, non_blocking=True)
+                yb = y_tr[idx].to(device, non_blocking=True)
+                if augment is not None:
+                    xb = augment(xb)
+                out = model(xb)
+                loss = loss_fn(out, yb)
+                if not torch.isfinite(loss):
+                    result.status = "diverged"
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+                optimizer.step()
+                if scheduler is not None and scheduler_per_batch:
+                    scheduler.step()
+                loss_sum += loss.item() * len(idx)
+                seen += len(idx)
+                if accuracy:
+                    correct += int((out.argmax(1) == yb).sum())
+                bar.advance(1, info=f"epoch {epoch} loss {loss_sum / seen:.4f}")
+            if result.status == "diverged":
+                hist["train_loss"].append(float("nan"))
+                result.stopped_epoch = epoch
+                if log:
+                    log(f"  [red]diverged[/] at epoch {epoch}: the loss became NaN/inf")
+                break
+            hist["lr"].append(optimizer.param_groups[0]["lr"])
+            if scheduler is not None and not scheduler_per_batch:
+                scheduler.step()
+            hist["train_loss"].append(loss_sum / max(seen, 1))
+            if accuracy:
+                hist["train_acc"].append(correct / max(seen, 1))
+            line = f"  epoch {epoch}/{epochs}  train loss {hist['train_loss'][-1]:.4f}"
+            if accuracy:
+                line += f"  acc {hist['train_acc'][-1]:.3f}"
+            if val is not None:
+                v_loss, v_acc = evaluate(model, val[0], val[1], loss_fn, eval_batch_size, device, accuracy)
+                hist["val_loss"].append(v_loss)
+                if accuracy:
+                    hist["val_acc"].append(v_acc)
+                line += f"  val loss {v_loss:.4f}" + (f"  acc {v_acc:.3f}" if accuracy else "")
+            hist["epoch_seconds"].append(time.perf_counter() - t0)
+            result.stopped_epoch = epoch
+            if log:
+                log(line + f"  ({hist['epoch_seconds'][-1]:.1f}s)")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, model, result)
+            monitored = hist["val_loss"][-1] if val is not None else hist["train_loss"][-1]
+            if not math.isfinite(monitored):
+                result.status = "diverged"
+                break
+            if monitored < best_loss - min_delta:
+                best_loss, bad_epochs, result.best_epoch = monitored, 0, epoch
+                if patience is not None and restore_best:
+                    best_state = state_copy(model)
+            else:
+                bad_epochs += 1
+                if patience is not None and bad_epochs >= patience:
+                    result.status = "early_stopped"
+                    if log:
+                        log(f"  early stop after epoch {epoch}: no improvement for {patience} epochs "
+                            f"(best epoch {result.best_epoch})")
+                    break
+    if best_state is not None and result.status != "diverged":
+        model.load_state_dict(best_state)
+        result.restored_best = True
+    result.seconds = time.perf_counter() - start
+    return result
