@@ -3,11 +3,13 @@ its folder. Offline, a download fails within seconds (short connect timeout, no 
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 from utils.results import atomic_path
@@ -96,6 +98,6 @@ def safe_extract_tar(archive: Path, dest: Path) -> list[str]:
                 if m.isdev():
                     raise UnsafeArchive(f"device file in archive {archive.name}: {m.name!r}")
             tar.extractall(dest, members=members, filter="data")
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataUnavailable(f"corrupt archive {archive}: {exc}") from None
     return [m.name for m in members]

@@ -129,6 +129,7 @@ def run_tasks(tasks, settings: Settings, stop_on_interrupt: bool = True) -> list
             if prev.get("status") == "done" and prev.get("mode") == settings.mode:
                 outcomes.append(Outcome(task, "skipped", 0.0, task_status(settings.results_dir, task)["headline"],
                                         "already done in this mode (--resume)"))
+                console.print(f"[dim]{task.id} {task.title}: skipped, already done in {settings.mode} mode (--resume)[/]")
                 continue
         outcome = run_task(task, settings)
         outcomes.append(outcome)

@@ -1,0 +1,112 @@
+"""Accuracy and speed bars of the catalogue, checked by running the tasks for real.
+
+    python benchmarks/targets.py                 # every bar (HYBRID/FULL ones take long)
+    python benchmarks/targets.py --only quick    # only the QUICK bars (minutes)
+    python benchmarks/targets.py --list
+
+Each bar runs ``main.py`` in a subprocess (so timings include start-up, as a user sees them)
+into benchmarks/results/<mode>/, then reads metrics.json. Timed bars are meaningful only on an
+otherwise idle machine. Exit status 1 if any bar fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+
+
+def best_learned_beats_baselines(m: dict) -> bool:
+    learned = min(m["mse"][k] for k in ("rnn", "lstm", "gru"))
+    return learned < min(m["mse"]["moving_average"], m["mse"]["last_value"])
+
+
+@dataclass
+class Bar:
+    name: str
+    ids: tuple[str, ...]
+    mode: str
+    check: Callable[[dict[str, dict], float], bool]   # (metrics by task id, wall seconds) -> passed
+    describe: str
+    dataset: str | None = None
+
+
+BARS = [
+    Bar("4.3-quick", ("4.3",), "quick", lambda m, s: m["4.3"]["test_accuracy"] >= 0.88 and s < 60,
+        "4.3 Fashion-MNIST QUICK: test accuracy >= 0.88 in under 60 s", "fashion-mnist"),
+    Bar("sections-1-2-quick", ("1", "2"), "quick", lambda m, s: s <= 150,
+        "sections 1 and 2 in QUICK: all done in about 2 minutes"),
+    Bar("sections-3-4-quick", ("3", "4"), "quick", lambda m, s: s < 300,
+        "sections 3 and 4 in QUICK: all done in under 5 minutes"),
+    Bar("section-6-quick", ("6",), "quick", lambda m, s: s < 180,
+        "section 6 in QUICK: all done in under 3 minutes"),
+    Bar("gradients-quick", ("2.1", "2.2", "6.1"), "quick",
+        lambda m, s: (m["2.1"]["max_relative_error"] < 1e-6 and m["2.1"]["layers_checked"] >= 10
+                      and m["2.2"]["max_abs_diff_vs_torch"] < 1e-6 and m["6.1"]["max_relative_error"] < 1e-6),
+        "2.1 rel. error < 1e-6 over >= 10 layers; 2.2 |scratch - torch.optim| < 1e-6; 6.1 BPTT rel. error < 1e-6"),
+    Bar("4.3-hybrid", ("4.3",), "hybrid", lambda m, s: m["4.3"]["test_accuracy"] >= 0.91,
+        "4.3 Fashion-MNIST HYBRID: test accuracy >= 0.91", "fashion-mnist"),
+    Bar("4.2-hybrid", ("4.2",), "hybrid", lambda m, s: m["4.2"]["test_accuracy"] >= 0.88,
+        "4.2 NumPy CNN, Fashion-MNIST HYBRID: test accuracy >= 0.88", "fashion-mnist"),
+    Bar("4.9-hybrid", ("4.9",), "hybrid", lambda m, s: m["4.9"]["test_accuracy"] >= 0.93,
+        "4.9 Fashion-MNIST HYBRID: test accuracy >= 0.93"),
+    Bar("6.7-hybrid", ("6.7",), "hybrid", lambda m, s: best_learned_beats_baselines(m["6.7"]),
+        "6.7 HYBRID: the best learned model beats both baselines on MSE"),
+    Bar("4.9-full", ("4.9",), "full", lambda m, s: m["4.9"]["test_accuracy"] >= 0.945,
+        "4.9 Fashion-MNIST FULL: test accuracy >= 0.945"),
+]
+
+
+def run_bar(bar: Bar) -> tuple[bool, float, str]:
+    results = OUT / bar.mode
+    cmd = [sys.executable, "main.py", *bar.ids, "--mode", bar.mode, "--results", str(results)]
+    if bar.dataset:
+        cmd += ["--dataset", bar.dataset]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    metrics: dict[str, dict] = {}
+    for d in results.glob("*/metrics.json"):
+        data = json.loads(d.read_text())
+        metrics[data["task"]] = data
+    ran = [m for m in metrics.values() if any(m["task"] == i or m["task"].split(".")[0] == i for i in bar.ids)]
+    if proc.returncode != 0 or any(m["status"] != "done" for m in ran):
+        failed = [m["task"] for m in ran if m["status"] != "done"]
+        return False, seconds, f"run failed (exit {proc.returncode}; not done: {', '.join(failed) or '?'})"
+    try:
+        ok = bar.check(metrics, seconds)
+    except (KeyError, TypeError) as exc:
+        return False, seconds, f"metric missing: {exc}"
+    headline = "; ".join(f"{m['task']}: {m['headline']['key']}={m['headline']['value']}" for m in ran
+                         if len(ran) <= 3 and m.get("headline", {}).get("key"))
+    return ok, seconds, headline
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="*", default=[], help="bar names or modes (quick, hybrid, full)")
+    p.add_argument("--list", action="store_true")
+    args = p.parse_args()
+    bars = [b for b in BARS if not args.only or b.name in args.only or b.mode in args.only]
+    if args.list or not bars:
+        for b in BARS:
+            print(f"{b.name:22s} {b.describe}")
+        return 0 if bars else 2
+    failures = 0
+    for bar in bars:
+        ok, seconds, detail = run_bar(bar)
+        failures += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  {bar.name:22s} {seconds:7.1f}s  {bar.describe}  {detail}", flush=True)
+    print(f"{len(bars) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

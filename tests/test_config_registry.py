@@ -1,0 +1,66 @@
+import pytest
+
+import config
+from experiments.registry import SelectionError, all_tasks, get_task, resolve
+
+
+def test_presets_and_overrides():
+    quick = config.get_preset("quick")
+    assert quick.name == "quick" and quick.seeds == 1
+    assert config.get_preset("hybrid").seeds >= 3 and config.get_preset("full").seeds >= 3
+    tuned = config.get_preset("quick", epochs="5", train_size="none")
+    assert tuned.epochs == 5 and tuned.train_size is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epoch": 3}, "unknown config key"),          # typo of 'epochs'
+    ({"epochs": "three"}, "must be a number"),
+    ({"epochs": 0}, "must be positive"),
+    ({"name": "x"}, "unknown config key"),
+])
+def test_bad_overrides_are_rejected(kwargs, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.get_preset("quick", **kwargs)
+
+
+def test_unknown_mode_and_env_default(monkeypatch):
+    with pytest.raises(config.ConfigError, match="unknown mode"):
+        config.get_preset("fast")
+    monkeypatch.setenv("DL_MODE", "hybrid")
+    assert config.get_preset().name == "hybrid"
+
+
+def test_parse_overrides():
+    assert config.parse_overrides(["epochs=3", " batch_size = 64"]) == {"epochs": "3", "batch_size": "64"}
+    with pytest.raises(config.ConfigError):
+        config.parse_overrides(["epochs"])
+
+
+def test_registry_resolves_sections_and_ids_in_order_without_duplicates():
+    tasks = resolve(["4.3", "3", "3.1"])
+    ids = [t.id for t in tasks]
+    assert ids[0] == "4.3"
+    assert "3.1" in ids and "3.5" in ids and ids.count("3.1") == 1
+    assert all(t.section == "3" for t in tasks[1:])
+
+
+@pytest.mark.parametrize("bad", ["9.9", "12", "abc", "4.3.1"])
+def test_unknown_selectors_raise(bad):
+    with pytest.raises(SelectionError):
+        resolve([bad])
+
+
+def test_task_metadata():
+    ids = [t.id for t in all_tasks()]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("."))))
+    assert len(ids) == len(set(ids))
+    t = get_task("4.3")
+    assert t.dirname.startswith("4.3_") and " " not in t.dirname
+
+
+def test_catalogue_ids_of_built_sections_are_registered():
+    """Every catalogue id of the sections built so far exists (TASKS.md sections 1-4 and 6)."""
+    expected = {f"1.{i}" for i in range(1, 6)} | {f"2.{i}" for i in range(1, 9)} \
+        | {f"3.{i}" for i in range(1, 9)} | {f"4.{i}" for i in range(1, 10)} | {f"6.{i}" for i in range(1, 9)}
+    have = {t.id for t in all_tasks()}
+    assert expected <= have, f"missing: {sorted(expected - have)}"

@@ -1,0 +1,216 @@
+"""Data loading: IDX parsing, downloads (from a local server), safe extraction, stand-ins."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import io
+import struct
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from utils import data as data_mod
+from utils.download import (ChecksumError, DataUnavailable, UnsafeArchive, download, safe_extract_tar)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    magic = 2051 if array.ndim == 3 else 2049
+    header = struct.pack(">I", magic) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_mnist_folder(folder: Path, n_train=50, n_test=20) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28)))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, n_train))
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, n_test))
+
+
+def test_read_idx_roundtrip_and_corruption(tmp_path):
+    arr = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
+    write_idx(tmp_path / "a.gz", arr)
+    assert np.array_equal(data_mod.read_idx(tmp_path / "a.gz"), arr)
+    # truncated body
+    with gzip.open(tmp_path / "b.gz", "wb") as fh:
+        fh.write(struct.pack(">IIII", 2051, 2, 28, 28) + b"\x00" * 10)
+    with pytest.raises(DataUnavailable, match="truncated"):
+        data_mod.read_idx(tmp_path / "b.gz")
+    (tmp_path / "c.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataUnavailable):
+        data_mod.read_idx(tmp_path / "c.gz")
+
+
+def test_real_mnist_from_data_dir_is_used_and_normalised(tmp_path):
+    make_mnist_folder(tmp_path / "mnist")
+    ds = data_mod.load_images("mnist", data_dir=tmp_path, train_size=30, test_size=10)
+    assert ds.name == "mnist" and not ds.standin and ds.label == "mnist"
+    assert tuple(ds.x_train.shape) == (30, 1, 28, 28) and tuple(ds.x_test.shape) == (10, 1, 28, 28)
+    assert abs(float(ds.x_train.mean())) < 1e-4 and abs(float(ds.x_train.std()) - 1) < 1e-2
+    shown = ds.to_display(ds.x_test[:3])
+    assert shown.shape == (3, 28, 28) and shown.min() >= 0 and shown.max() <= 1
+
+
+def test_missing_mnist_falls_back_quickly_with_label(tmp_path):
+    t0 = time.perf_counter()
+    messages = []
+    ds = data_mod.load_images("mnist", data_dir=tmp_path, train_size=50, test_size=20, log=messages.append)
+    assert time.perf_counter() - t0 < 15
+    assert ds.standin and ds.requested == "mnist" and ds.name in {"fashion-mnist", "digits"}
+    assert "stand-in" in ds.label
+    text = " ".join(messages)
+    assert "mnist" in text and str(tmp_path / "mnist") in text  # says where it looked and how to supply it
+
+
+def test_no_fallback_raises_with_instructions(tmp_path):
+    with pytest.raises(DataUnavailable, match="no-fallback") as err:
+        data_mod.load_images("mnist", data_dir=tmp_path, allow_fallback=False)
+    assert "copy the four mnist files" in str(err.value)
+
+
+def test_cifar_standin_has_cifar_shape(tmp_path):
+    ds = data_mod.load_images("cifar10", data_dir=tmp_path, train_size=40, test_size=10)
+    assert ds.standin and ds.shape == (3, 32, 32)
+
+
+def test_digits_dataset_is_real_and_28x28():
+    ds = data_mod.load_images("digits", train_size=100, test_size=50)
+    assert ds.name == "digits" and not ds.standin and ds.shape == (1, 28, 28)
+    assert set(ds.y_train.tolist()) <= set(range(10))
+
+
+def test_synthetic_reviews_labels_follow_the_rule():
+    texts, labels = data_mod.synthetic_reviews(200, seed=3)
+    assert len(texts) == 200 and set(labels.tolist()) == {0, 1}
+    pos = {w for w in data_mod._POSITIVE}
+    neg = {w for w in data_mod._NEGATIVE}
+    for text, label in zip(texts[:50], labels[:50]):
+        words = text.split()
+        score = 0
+        for i, w in enumerate(words):
+            sign = 1 if w in pos else -1 if w in neg else 0
+            if sign and i > 0 and words[i - 1] == "not":
+                sign = -sign
+            score += sign
+        assert (score > 0) == bool(label)
+
+
+def test_imdb_standin_when_offline(tmp_path):
+    d = data_mod.load_imdb(data_dir=tmp_path, log=lambda m: None)
+    assert d.standin and d.name == "synthetic-reviews" and len(d.train_texts) == len(d.train_labels)
+
+
+# ---------------------------------------------------------------- downloads from a local server
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    monkeypatch.delenv("DL_OFFLINE", raising=False)
+    root = tmp_path / "served"
+    root.mkdir()
+    hits = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(root), **k)
+
+        def log_message(self, *args):
+            hits.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    httpd.shutdown()
+
+
+def test_download_verifies_and_caches(server, tmp_path):
+    root, base, hits = server
+    payload = b"hello dataset" * 100
+    (root / "f.bin").write_bytes(payload)
+    md5 = hashlib.md5(payload).hexdigest()
+    dest = tmp_path / "cache" / "f.bin"
+    download(f"{base}/f.bin", dest, md5)
+    assert dest.read_bytes() == payload
+    n = len(hits)
+    download(f"{base}/f.bin", dest, md5)           # cached: no second request
+    assert len(hits) == n
+    dest.write_bytes(b"corrupt")                    # a corrupt cache is fetched again
+    download(f"{base}/f.bin", dest, md5)
+    assert dest.read_bytes() == payload and len(hits) == n + 1
+
+
+def test_download_checksum_mismatch_leaves_no_file(server, tmp_path):
+    root, base, _ = server
+    (root / "g.bin").write_bytes(b"abc")
+    dest = tmp_path / "g.bin"
+    with pytest.raises(ChecksumError):
+        download(f"{base}/g.bin", dest, "0" * 32)
+    assert not dest.exists() and not list(tmp_path.glob(".g*"))
+
+
+def test_download_fails_fast_when_unreachable(tmp_path, monkeypatch):
+    monkeypatch.delenv("DL_OFFLINE", raising=False)
+    t0 = time.perf_counter()
+    with pytest.raises(DataUnavailable, match="could not download"):
+        download("http://127.0.0.1:9/nothing.gz", tmp_path / "x.gz")  # port 9: nothing listens
+    assert time.perf_counter() - t0 < 10
+
+
+def test_mnist_download_path_uses_checksums(server, tmp_path, monkeypatch):
+    root, base, _ = server
+    make_mnist_folder(root)
+    sums = tuple(hashlib.md5((root / f"{s}.gz").read_bytes()).hexdigest() for s in data_mod.IDX_FILES)
+    monkeypatch.setitem(data_mod.SOURCES, "mnist", (base + "/", sums))
+    data_mod.load_raw.cache_clear()
+    data_mod._failed_downloads.clear()
+    raw = data_mod.load_raw("mnist", str(tmp_path / "data"))
+    assert raw.x_train.shape == (50, 28, 28)
+    assert all((tmp_path / "data" / "mnist" / f"{s}.gz").exists() for s in data_mod.IDX_FILES)
+    data_mod.load_raw.cache_clear()
+
+
+# ---------------------------------------------------------------- safe extraction
+def make_tar(path: Path, members: list[tuple[str, bytes | None, str | None]]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content, link in members:
+            info = tarfile.TarInfo(name)
+            if link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+
+
+def test_safe_extract_normal_archive(tmp_path):
+    make_tar(tmp_path / "ok.tar.gz", [("aclImdb/train/pos/1_9.txt", b"great", None),
+                                      ("aclImdb/link", None, "train/pos/1_9.txt")])
+    names = safe_extract_tar(tmp_path / "ok.tar.gz", tmp_path / "out")
+    assert (tmp_path / "out" / "aclImdb" / "train" / "pos" / "1_9.txt").read_bytes() == b"great"
+    assert "aclImdb/link" in names
+
+
+@pytest.mark.parametrize("member", [
+    ("../evil.txt", b"x", None),
+    ("/tmp/evil-abs.txt", b"x", None),
+    ("a/../../evil.txt", b"x", None),
+    ("link", None, "/etc/passwd"),
+    ("sub/link", None, "../../outside"),
+])
+def test_safe_extract_rejects_escapes(tmp_path, member):
+    make_tar(tmp_path / "bad.tar.gz", [member])
+    with pytest.raises(UnsafeArchive):
+        safe_extract_tar(tmp_path / "bad.tar.gz", tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_corrupt_archive_is_reported(tmp_path):
+    (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b\x08garbage")
+    with pytest.raises(DataUnavailable, match="corrupt archive"):
+        safe_extract_tar(tmp_path / "broken.tar.gz", tmp_path / "out")
