@@ -109,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print_list(settings)
         return EXIT_OK
+    if settings.device != "auto":  # a missing GPU is a usage error, reported before any work
+        from utils.provenance import pick_device
+
+        try:
+            pick_device(settings.device)
+        except ValueError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     problem = check_writable(settings.results_dir)
     if problem:
         print(f"{prog}: error: {problem} (choose another with --results DIR)", file=sys.stderr)
