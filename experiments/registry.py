@@ -30,6 +30,7 @@ class Task:
     datasets: tuple[str, ...] = ()  # default datasets, shown in --list
     headline: str | None = None     # metrics.json key shown in menus and summaries
     image_dataset: bool = False     # honours --dataset (an alternative image dataset)
+    threads: int | None = None      # cap on compute threads (1 for small networks; None: all cores)
 
     @property
     def section(self) -> str:
@@ -52,7 +53,7 @@ _REGISTRY: dict[str, Task] = {}
 
 
 def task(task_id: str, title: str, *, datasets: tuple[str, ...] = (), headline: str | None = None,
-         image_dataset: bool = False) -> Callable:
+         image_dataset: bool = False, threads: int | None = None) -> Callable:
     """Register ``fn`` as catalogue task ``task_id``."""
     if not re.fullmatch(r"\d+\.\d+", task_id):
         raise ValueError(f"task id must look like '4.3', got {task_id!r}")
@@ -62,7 +63,7 @@ def task(task_id: str, title: str, *, datasets: tuple[str, ...] = (), headline: 
     def register(fn: Callable) -> Callable:
         if task_id in _REGISTRY:
             raise ValueError(f"task {task_id} registered twice")
-        _REGISTRY[task_id] = Task(task_id, title, fn, tuple(datasets), headline, image_dataset)
+        _REGISTRY[task_id] = Task(task_id, title, fn, tuple(datasets), headline, image_dataset, threads)
         return fn
 
     return register

@@ -5,7 +5,6 @@ a divergence-aware scratch training loop, and a one-thread guard for small-netwo
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -14,31 +13,6 @@ from experiments.registry import task
 # ------------------------------------------------------------------------------ shared helpers
 
 
-def single_threaded(fn):
-    """Run a task with NumPy's BLAS and torch's intra-op pool on one thread each (restored afterwards).
-
-    These tasks train small networks, which gain little from a second thread, but on a busy machine the
-    spinning worker threads of OpenBLAS and torch made them far slower: a (64×64)·(64×128)ᵀ NumPy product took
-    44 ms instead of 20 µs, and a 784-256-128-10 torch training step 170 ms instead of 5 ms (measured).
-    """
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        import sys
-
-        from threadpoolctl import threadpool_limits
-
-        torch = sys.modules.get("torch")   # only if already loaded: NumPy-only tasks need not import it
-        threads = torch.get_num_threads() if torch else None
-        try:
-            if torch:
-                torch.set_num_threads(1)
-            with threadpool_limits(limits=1, user_api="blas"):
-                return fn(*args, **kwargs)
-        finally:
-            if torch:
-                torch.set_num_threads(threads)
-
-    return wrapper
 
 
 def digits_arrays(ctx, seed: int, dtype=None):
@@ -310,8 +284,7 @@ def plot_gate_boundary(ax, net: GateNets, restart: int, X, y, title: str):
     return filled
 
 
-@task("1.1", "MLP from scratch on logic gates", datasets=("synthetic",), headline="xor_solved_fraction")
-@single_threaded
+@task("1.1", "MLP from scratch on logic gates", datasets=("synthetic",), headline="xor_solved_fraction", threads=1)
 def logic_gates(ctx):
     import numpy as np
 
@@ -492,8 +465,7 @@ def epochs_to_reach(accs, level: float):
     return next((i + 1 for i, a in enumerate(accs) if a >= level), None)
 
 
-@task("1.2", "Activation functions", datasets=("digits",), headline="max_abs_diff_vs_torch")
-@single_threaded
+@task("1.2", "Activation functions", datasets=("digits",), headline="max_abs_diff_vs_torch", threads=1)
 def activation_functions(ctx):
     import numpy as np
 
@@ -645,8 +617,7 @@ class ShallowNets:
         return (diff ** 2).mean(axis=(1, 2)), 2 * diff / diff.shape[1]
 
 
-@task("1.3", "Universal approximation", datasets=("synthetic",), headline="median_mse_reduction")
-@single_threaded
+@task("1.3", "Universal approximation", datasets=("synthetic",), headline="median_mse_reduction", threads=1)
 def universal_approximation(ctx):
     import numpy as np
 
@@ -800,8 +771,7 @@ def gradient_difference(net, copy, x, y) -> tuple[float, float]:
 
 
 @task("1.4", "Manual backprop vs autograd", datasets=("fashion-mnist",), headline="max_abs_grad_diff",
-      image_dataset=True)
-@single_threaded
+      image_dataset=True, threads=1)
 def manual_vs_autograd(ctx):
     import time
 
@@ -835,7 +805,7 @@ def manual_vs_autograd(ctx):
     batches = [order[(i * batch) % len(x):(i * batch) % len(x) + batch] for i in range(steps)]
     losses = {"numpy": [], "torch": []}
     seconds = {"numpy": [], "torch": []}
-    for idx in batches:   # both on one thread (see single_threaded): a like-for-like timing
+    for idx in batches:   # both on one thread (the task runs with threads=1): a like-for-like timing
         xb, yb = x[idx], y[idx]
         t0 = time.perf_counter()
         loss, dlogits = scratch.softmax_cross_entropy(copy.forward(xb), yb)
@@ -975,8 +945,7 @@ def robust_line_fit(x, y, loss_fn, steps: int = 3000, lr: float = 0.05):
     return a, b
 
 
-@task("1.5", "Loss functions", datasets=("synthetic",), headline="max_abs_diff_vs_torch")
-@single_threaded
+@task("1.5", "Loss functions", datasets=("synthetic",), headline="max_abs_diff_vs_torch", threads=1)
 def loss_functions(ctx):
     import numpy as np
     from scipy.special import expit

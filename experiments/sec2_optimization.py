@@ -5,8 +5,7 @@ import functools
 import math
 
 from experiments.registry import task
-from experiments.sec1_foundations import (digits_arrays, image_arrays, scratch_mlp, single_threaded,
-                                          train_scratch)
+from experiments.sec1_foundations import (digits_arrays, image_arrays, scratch_mlp, train_scratch)
 
 # ------------------------------------------------------------------------------ 2.1 gradient checking
 
@@ -38,8 +37,7 @@ def composite_network_check(seed: int) -> float:
     return max(errors)
 
 
-@task("2.1", "Gradient checking", datasets=("synthetic",), headline="max_relative_error")
-@single_threaded
+@task("2.1", "Gradient checking", datasets=("synthetic",), headline="max_relative_error", threads=1)
 def gradient_checking(ctx):
     import numpy as np
 
@@ -196,8 +194,7 @@ def optimizer_trajectory(surface, name: str, lr: float, steps: int, start=None):
     return np.array(path), np.array(path_t), grad_gap
 
 
-@task("2.2", "Optimizers from scratch", datasets=("synthetic", "digits"), headline="max_abs_diff_vs_torch")
-@single_threaded
+@task("2.2", "Optimizers from scratch", datasets=("synthetic", "digits"), headline="max_abs_diff_vs_torch", threads=1)
 def optimizers(ctx):
     import numpy as np
 
@@ -389,8 +386,7 @@ def torch_schedule_curve(name: str, base_lr: float, total_steps: int):
     return np.array(lrs)
 
 
-@task("2.3", "Learning-rate schedules", datasets=("fashion-mnist",), headline="best_schedule", image_dataset=True)
-@single_threaded
+@task("2.3", "Learning-rate schedules", datasets=("fashion-mnist",), headline="best_schedule", image_dataset=True, threads=1)
 def lr_schedules(ctx):
     import numpy as np
 
@@ -554,8 +550,7 @@ def lr_range_test(model, x, y, optimizer, *, lr_min: float, lr_max: float, batch
     return np.array(lrs), np.array(losses), smooth_losses(losses, beta), False
 
 
-@task("2.4", "Learning-rate range test", datasets=("fashion-mnist",), headline="suggested_lr", image_dataset=True)
-@single_threaded
+@task("2.4", "Learning-rate range test", datasets=("fashion-mnist",), headline="suggested_lr", image_dataset=True, threads=1)
 def lr_range_test_task(ctx):
     import numpy as np
     import torch
@@ -699,8 +694,7 @@ def run_verdict(result, val_acc: float | None, num_classes: int) -> str:
     return "trained"
 
 
-@task("2.5", "Hyperparameter study", datasets=("fashion-mnist",), headline="best_setting", image_dataset=True)
-@single_threaded
+@task("2.5", "Hyperparameter study", datasets=("fashion-mnist",), headline="best_setting", image_dataset=True, threads=1)
 def hyperparameter_study(ctx):
     import numpy as np
     import torch
@@ -874,8 +868,7 @@ def layer_statistics(model, x, y):
     return acts, grads
 
 
-@task("2.6", "Weight initialization", datasets=("digits",), headline="test_accuracy.relu.He/Kaiming")
-@single_threaded
+@task("2.6", "Weight initialization", datasets=("digits",), headline="test_accuracy.relu.He/Kaiming", threads=1)
 def weight_initialization(ctx):
     import numpy as np
 
@@ -1085,8 +1078,7 @@ def weight_grad_norms(model, x, y) -> list[float]:
             and grad.ndim == 2]
 
 
-@task("2.7", "Gradient flow vs depth", datasets=("digits",), headline="grad_ratio_first_last_at_init.sigmoid")
-@single_threaded
+@task("2.7", "Gradient flow vs depth", datasets=("digits",), headline="grad_ratio_first_last_at_init.sigmoid", threads=1)
 def gradient_flow(ctx):
     import numpy as np
 
@@ -1344,8 +1336,7 @@ def compile_latex(tex_path, out_dir, timeout: float = 60.0):
     return target, "rendered with pdflatex"
 
 
-@task("2.8", "Backpropagation derivation", datasets=("synthetic",), headline="max_abs_error")
-@single_threaded
+@task("2.8", "Backpropagation derivation", datasets=("synthetic",), headline="max_abs_error", threads=1)
 def backprop_derivation(ctx):
     import config
     from utils.plotting import plt

@@ -6,7 +6,6 @@ built as in-memory tensors (N, T, D).
 """
 from __future__ import annotations
 
-import functools
 
 from experiments.registry import task
 
@@ -19,27 +18,6 @@ COLORS = {"rnn": "#1f77b4", "lstm": "#d62728", "gru": "#2ca02c", "rnn_matched": 
           "bidirectional": "#d62728", "unidirectional": "#1f77b4"}
 
 
-def single_threaded(fn):
-    """Run a task with torch and NumPy's BLAS on one thread each, restoring the settings afterwards.
-
-    These networks are chains of tiny (B × 32) matrix products, one per time step: a second thread
-    cannot speed them up, and its synchronisation made them 10-20× slower when the cores were busy
-    (measured here: a GRU forward on 1000 sequences 0.8 s on two threads vs 0.04 s on one; the NumPy
-    BPTT of 6.1, 32 ms vs 1.8 ms per batch).
-    """
-    @functools.wraps(fn)
-    def run(ctx):
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with threadpool_limits(1):
-                return fn(ctx)
-        finally:
-            torch.set_num_threads(before)
-    return run
 
 
 # ================================================================== 6.1: NumPy RNN and BPTT
@@ -134,8 +112,7 @@ def bptt_gradient_check(seed: int = 0) -> dict[str, float]:
             for name, param in model.named_params()}
 
 
-@task("6.1", "RNN from scratch with BPTT (NumPy)", datasets=("synthetic",), headline="max_relative_error")
-@single_threaded
+@task("6.1", "RNN from scratch with BPTT (NumPy)", datasets=("synthetic",), headline="max_relative_error", threads=1)
 def rnn_from_scratch(ctx):
     import time
 
@@ -393,8 +370,7 @@ def seeds_text(seeds) -> str:
 
 # ================================================================== 6.2 vanishing gradients
 
-@task("6.2", "Vanishing gradients: RNN vs LSTM", datasets=("synthetic",), headline="decay_ratio.rnn.100")
-@single_threaded
+@task("6.2", "Vanishing gradients: RNN vs LSTM", datasets=("synthetic",), headline="decay_ratio.rnn.100", threads=1)
 def vanishing_gradients(ctx):
     import numpy as np
     import torch
@@ -504,8 +480,7 @@ time multiplies the gradient by (least-squares fit of log-norm against steps bac
 # ================================================================== 6.3 spectral radius
 
 @task("6.3", "Spectral radius of the recurrent weights", datasets=("synthetic",),
-      headline="spectral_radius.torch_default")
-@single_threaded
+      headline="spectral_radius.torch_default", threads=1)
 def spectral_radius_task(ctx):
     import numpy as np
     import torch
@@ -616,7 +591,7 @@ def spectral_radius_task(ctx):
     grow = [n for n in above if mean["factor"][n] > 1]
     if above:
         notes.append(
-            f"For ρ > 1 the linear picture predicts growth by ρ per step; measured: " + ", ".join(
+            "For ρ > 1 the linear picture predicts growth by ρ per step; measured: " + ", ".join(
                 f"ρ = {mean['radius'][n]:.2f} → {mean['factor'][n]:.3f}" for n in above) +
             (". The gradient grew going back in time for " + ", ".join(
                 f"{label[n]} (first-step gradient {1 / ratio_g[n]:.1f}× the last-step one)" for n in grow) + ","
@@ -650,8 +625,7 @@ distance back in time and the fitted factor against ρ.
 
 # ================================================================== 6.4 – 6.6 sequence-sum task
 
-@task("6.4", "RNN vs LSTM vs GRU on a sequence-sum task", datasets=("synthetic",), headline="best_model")
-@single_threaded
+@task("6.4", "RNN vs LSTM vs GRU on a sequence-sum task", datasets=("synthetic",), headline="best_model", threads=1)
 def rnn_lstm_gru(ctx):
     import numpy as np
 
@@ -746,8 +720,7 @@ Each model reads T = {steps} values x_t ~ U(-1, 1) and predicts Σx_t/√T from 
 """)
 
 
-@task("6.5", "Sequence-length ablation: RNN, LSTM, GRU", datasets=("synthetic",), headline="final_loss.rnn.50")
-@single_threaded
+@task("6.5", "Sequence-length ablation: RNN, LSTM, GRU", datasets=("synthetic",), headline="final_loss.rnn.50", threads=1)
 def sequence_length_ablation(ctx):
     import numpy as np
 
@@ -813,7 +786,7 @@ def sequence_length_ablation(ctx):
         return compare(mse[best_long][lengths[-1]], mse[c][lengths[-1]], NAMES[best_long], NAMES[c],
                        higher_is_better=False, fmt=fmt, unit_points=False)
 
-    verdict = (f"The vanilla RNN degrades most with length, as vanishing gradients predict (6.2)."
+    verdict = ("The vanilla RNN degrades most with length, as vanishing gradients predict (6.2)."
                if most == "rnn" else
                f"Here {NAMES[most]} degraded most with length, not the vanilla RNN that vanishing-gradient theory "
                f"singles out; with {epochs} epochs the gated models may not have converged at every length (see the grid).")
@@ -832,8 +805,7 @@ Test MSE (predicting 0 scores {SUM_TARGET_VARIANCE:.3f}):
 """)
 
 
-@task("6.6", "Recurrent models compared: time, loss, parameters", datasets=("synthetic",), headline="recommended")
-@single_threaded
+@task("6.6", "Recurrent models compared: time, loss, parameters", datasets=("synthetic",), headline="recommended", threads=1)
 def recurrent_comparison_table(ctx):
     import numpy as np
 
@@ -971,8 +943,7 @@ def moving_average_forecast(windows, k: int):
     return windows[:, -k:].mean(axis=1)
 
 
-@task("6.7", "Time-series forecasting: RNN, LSTM, GRU vs baselines", datasets=("synthetic",), headline="best_model")
-@single_threaded
+@task("6.7", "Time-series forecasting: RNN, LSTM, GRU vs baselines", datasets=("synthetic",), headline="best_model", threads=1)
 def forecasting(ctx):
     import numpy as np
     import torch
@@ -1125,8 +1096,7 @@ def both_ends_sequences(n: int, steps: int, vocab: int, generator):
     return F.one_hot(tokens, vocab).float(), tokens[:, 0] * vocab + tokens[:, -1]
 
 
-@task("6.8", "Bidirectional vs unidirectional RNN", datasets=("synthetic",), headline="test_accuracy.bidirectional")
-@single_threaded
+@task("6.8", "Bidirectional vs unidirectional RNN", datasets=("synthetic",), headline="test_accuracy.bidirectional", threads=1)
 def bidirectional_rnn(ctx):
     import numpy as np
     import torch

@@ -6,7 +6,7 @@ Tasks never build paths or write JSON themselves; they call ``ctx.record``,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import config
 from utils.console import console, progress_bar

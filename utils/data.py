@@ -14,11 +14,15 @@ import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import config
 from utils.download import DataUnavailable, download, safe_extract_tar
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_DATASETS = config.IMAGE_DATASETS
 

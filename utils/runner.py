@@ -48,7 +48,7 @@ def run_task(task, settings: Settings) -> Outcome:
     """Run one task; never raises (KeyboardInterrupt becomes status 'interrupted')."""
     from utils.download import DataUnavailable
     from utils.context import RunContext
-    from utils.provenance import configure_torch, hardware, pick_device, set_seed, versions
+    from utils.provenance import configure_torch, hardware, limit_threads, pick_device, set_seed, versions
 
     preset = config.get_preset(settings.mode, **settings.overrides)
     console.rule(f"[bold]{task.id} {task.title}[/]  ({preset.name} mode, seed {settings.seed})")
@@ -66,7 +66,11 @@ def run_task(task, settings: Settings) -> Outcome:
         console.print(f"  seed {settings.seed} · device {device} · results in {ctx.out_dir}")
         if settings.dataset and not task.image_dataset:
             console.print(f"  [yellow]note:[/] task {task.id} has fixed data; --dataset is ignored")
-        task.fn(ctx)
+        if task.threads:
+            with limit_threads(task.threads):
+                task.fn(ctx)
+        else:
+            task.fn(ctx)
         status = "done"
     except KeyboardInterrupt:
         status, message = "interrupted", "stopped by Ctrl-C; files saved so far are kept"
