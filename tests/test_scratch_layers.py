@@ -21,15 +21,7 @@ from scratch.rnn import rnn_step_backward, rnn_step_forward
 TOL = dict(rtol=1e-10, atol=1e-12)
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """torch's intra-op thread pool and NumPy's OpenBLAS threads fight over the cores when
-    tiny ops alternate between them (each torch call slows to ~10 ms); one torch thread
-    avoids that. Restored afterwards so other test modules are unaffected."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def tensor(array, grad=True):

@@ -16,13 +16,7 @@ from scratch.optim import SGD, Adam
 from scratch.schedules import OneCycleLR
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """Avoid torch/OpenBLAS thread contention on tiny alternating ops (see test_scratch_layers)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def test_cnn_forward_backward_matches_torch_sequential():

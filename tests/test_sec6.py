@@ -145,9 +145,3 @@ def test_token_input_and_forget_bias():
     assert torch.all(model.rnn.bias_ih_l0[4:8] == 1) and torch.all(model.rnn.bias_hh_l0[4:8] == 0)
     with pytest.raises(ValueError):
         RecurrentClassifier(3, 4, 2, cell="gru", forget_bias=1.0)
-
-
-def test_single_threaded_restores_thread_count():
-    before = torch.get_num_threads()
-    seen = sec6.single_threaded(lambda ctx: torch.get_num_threads())(None)
-    assert seen == 1 and torch.get_num_threads() == before

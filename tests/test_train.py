@@ -75,3 +75,15 @@ def test_regression_without_accuracy_and_augment_is_applied():
               loss_fn=nn.functional.mse_loss, augment=augment)
     assert res.history["train_acc"] == [] and res.history["train_loss"][-1] < 1e-3
     assert sum(calls) == 64 * 30
+
+
+def test_limit_threads_caps_and_restores():
+    from threadpoolctl import threadpool_info
+
+    from utils.provenance import limit_threads
+
+    before = torch.get_num_threads()
+    with limit_threads(1):
+        assert torch.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    assert torch.get_num_threads() == before
