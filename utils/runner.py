@@ -63,6 +63,7 @@ def run_task(task, settings: Settings) -> Outcome:
         ctx = RunContext(task, preset, device, settings.seed, settings.results_dir, settings.data_dir,
                          settings.dataset, settings.allow_fallback)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.out_dir / "error.log").unlink(missing_ok=True)  # a previous failure's traceback is stale now
         console.print(f"  seed {settings.seed} · device {device} · results in {ctx.out_dir}")
         if settings.dataset and not task.image_dataset:
             console.print(f"  [yellow]note:[/] task {task.id} has fixed data; --dataset is ignored")
