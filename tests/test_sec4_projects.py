@@ -12,13 +12,8 @@ from experiments.sec4_projects import (build_scratch_cnn, fastest_thread_count, 
                                        twin_gradient_gap)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: a second thread only adds synchronisation (badly so on a shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors alternating between NumPy and torch: a second torch thread only adds waiting.
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 class _Ctx:
@@ -153,6 +148,10 @@ def test_product_augmentation_applies_what_was_asked():
     flipped = decreasing(mirrored)
     assert 10 < int(flipped.sum()) < 54
     assert torch.equal(mirrored[flipped], x[flipped].flip(-1)) and torch.equal(mirrored[~flipped], x[~flipped])
+    erased = product_augmentation(flips=False, shifts=False, erasing=True)(x)
+    changed = (erased != x).flatten(1).any(1)
+    assert 10 < int(changed.sum()) < 54                      # about half the images get a box
+    assert torch.allclose(erased[changed][erased[changed] != x[changed]], x.mean())
 
 
 def test_inference_latency_reports_consistent_numbers():
