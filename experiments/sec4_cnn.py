@@ -39,7 +39,7 @@ def pytorch_cnn(ctx):
     from sklearn.metrics import classification_report, confusion_matrix
 
     from models import count_parameters
-    from utils.plotting import confusion_matrix_plot, image_grid, plot_history, plt
+    from utils.plotting import confusion_matrix_plot, mistakes_figure, plot_history, plt
     from utils.report import pct, table
     from utils.train import predict
 
@@ -72,10 +72,9 @@ def pytorch_cnn(ctx):
     shown = wrong[:32]
     probs = torch.softmax(logits, 1).numpy()
     if len(shown):
-        fig, ax = plt.subplots(figsize=(9, 1.25 * int(np.ceil(len(shown) / 8)) + 0.5))
-        labels = [f"{ds.classes[true[i]][:7]}→{ds.classes[pred[i]][:7]} {probs[i, pred[i]]:.2f}" for i in shown]
-        image_grid(ax, ds.to_display(ds.x_test[shown]), labels, ncols=8,
-                   title=f"Misclassified test images (true→predicted, confidence): {len(wrong)} of {len(true)}")
+        fig = mistakes_figure(ds.to_display(ds.x_test[shown]), true[shown], pred[shown], probs[shown, pred[shown]],
+                              ds.classes, f"Misclassified test images (true→predicted, confidence): "
+                                          f"{len(wrong)} of {len(true)}")
         ctx.save_figure(fig, "misclassified")
 
     # Analysis from the numbers: weakest classes, most frequent confusion, over-fitting signal.

@@ -435,7 +435,7 @@ def product_classification(ctx):
 
     from models import ProductClassifier, count_parameters
     from utils.data import train_val_split
-    from utils.plotting import confusion_matrix_plot, image_grid, plot_history, plt
+    from utils.plotting import confusion_matrix_plot, mistakes_figure, plot_history, plt
     from utils.report import pct, table
     from utils.train import predict
 
@@ -574,12 +574,9 @@ def product_classification(ctx):
     wrong = np.flatnonzero(pred != true)
     shown = wrong[np.argsort(-probs[wrong, pred[wrong]])][:16]
     if len(shown):
-        rows = -(-len(shown) // 8)
-        fig, ax = plt.subplots(figsize=(10, 1.3 * rows + 0.6))
-        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.08, top=0.86)  # the grid fills the width
-        labels = [f"{ds.classes[true[i]][:7]}→{ds.classes[pred[i]][:7]} {probs[i, pred[i]]:.2f}" for i in shown]
-        image_grid(ax, ds.to_display(ds.x_test[shown]), labels, ncols=8,
-                   title=f"Most confident mistakes (true→predicted, confidence); {len(wrong)} errors in {len(true)}")
+        fig = mistakes_figure(ds.to_display(ds.x_test[shown]), true[shown], pred[shown], probs[shown, pred[shown]],
+                              ds.classes, f"Most confident mistakes (true→predicted, confidence); "
+                                          f"{len(wrong)} errors in {len(true)}")
         ctx.save_figure(fig, "confident_mistakes")
 
     off = cm.copy()

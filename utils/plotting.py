@@ -84,6 +84,21 @@ def image_grid(ax, images, labels=None, ncols: int = 8, cmap: str = "gray", titl
     return ax
 
 
+def mistakes_figure(images, true, pred, confidence, class_names, title: str, ncols: int = 8):
+    """A figure tiling misclassified images, each labelled 'true→predicted confidence'.
+
+    images: (N, H, W) or (N, H, W, 3) in [0, 1]; true, pred: class indices; confidence: the
+    predicted class's probability, one per image.
+    """
+    import numpy as np
+
+    rows = max(1, int(np.ceil(len(images) / ncols)))
+    fig, ax = plt.subplots(figsize=(1.2 * ncols, 1.25 * rows + 0.5))
+    labels = [f"{class_names[t][:7]}→{class_names[p][:7]} {c:.2f}" for t, p, c in zip(true, pred, confidence)]
+    image_grid(ax, images, labels, ncols=ncols, title=title)
+    return fig
+
+
 def confusion_matrix_plot(ax, cm, class_names, title: str = "Confusion matrix (test set)"):
     """Row-normalised confusion matrix with counts annotated."""
     import numpy as np
