@@ -93,7 +93,8 @@ def mistakes_figure(images, true, pred, confidence, class_names, title: str, nco
     import numpy as np
 
     rows = max(1, int(np.ceil(len(images) / ncols)))
-    fig, ax = plt.subplots(figsize=(1.2 * ncols, 1.25 * rows + 0.5))
+    fig, ax = plt.subplots(figsize=(1.2 * ncols, 1.2 * rows + 0.8))
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.04, top=0.9)  # the grid fills the width
     labels = [f"{class_names[t][:7]}→{class_names[p][:7]} {c:.2f}" for t, p, c in zip(true, pred, confidence)]
     image_grid(ax, images, labels, ncols=ncols, title=title)
     return fig
