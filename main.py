@@ -133,7 +133,7 @@ class Menu:
     Ctrl-C during a task stops only that task and comes back here.
     """
 
-    HELP_MAIN = "[bold]1-8[/] open a section · [bold]4.3[/] run a task · [bold]a[/] run all · [bold]m[/] mode · [bold]q[/] quit"
+    HELP_MAIN = "[bold]4[/] open a section · [bold]4.3[/] run a task · [bold]a[/] run all · [bold]m[/] mode · [bold]q[/] quit"
     HELP_SECTION = "[bold]number or id[/] run a task · [bold]r[/] run the section · [bold]b[/] back · [bold]m[/] mode · [bold]q[/] quit"
 
     def __init__(self, settings):
