@@ -40,7 +40,7 @@ def pytorch_cnn(ctx):
 
     from models import count_parameters
     from utils.plotting import confusion_matrix_plot, mistakes_figure, plot_history, plt
-    from utils.report import pct, table
+    from utils.report import most_confused, pct, table
     from utils.train import predict
 
     ds = ctx.load_images("mnist", train_size=ctx.pick(tiny=600, quick=None, hybrid=None, full=None))
@@ -78,9 +78,7 @@ def pytorch_cnn(ctx):
         ctx.save_figure(fig, "misclassified")
 
     # Analysis from the numbers: weakest classes, most frequent confusion, over-fitting signal.
-    off = cm.copy()
-    np.fill_diagonal(off, 0)
-    ti, pi = np.unravel_index(off.argmax(), off.shape)
+    ti, pi, n_confused = most_confused(cm)
     recalls = sorted(((report[c]["recall"], c) for c in ds.classes))
     h = result.history
     gap = h["train_acc"][-1] - h["val_acc"][-1]
@@ -88,7 +86,7 @@ def pytorch_cnn(ctx):
     ctx.record(test_accuracy=test_acc, test_loss=float(torch.nn.functional.cross_entropy(logits, ds.y_test)),
                epochs=len(h["train_loss"]), train_examples=len(ds.y_train) - len(val[1]), val_examples=len(val[1]),
                parameters=count_parameters(model), per_class=per_class,
-               confusion_matrix=cm, most_confused={"true": ds.classes[ti], "predicted": ds.classes[pi], "count": int(off[ti, pi])},
+               confusion_matrix=cm, most_confused={"true": ds.classes[ti], "predicted": ds.classes[pi], "count": n_confused},
                final_train_accuracy=h["train_acc"][-1], final_val_accuracy=h["val_acc"][-1],
                epoch_seconds=h["epoch_seconds"])
     if gap >= 0:
@@ -115,7 +113,7 @@ Final training accuracy {pct(h['train_acc'][-1])} vs validation {pct(h['val_acc'
 
 ## Errors (`confusion_matrix.png`, `misclassified.png`)
 {len(wrong)} test images were misclassified. The most frequent confusion was **{ds.classes[ti]} taken for
-{ds.classes[pi]}** ({off[ti, pi]} images). The classes with the lowest recall were {recalls[0][1]} ({pct(recalls[0][0])})
+{ds.classes[pi]}** ({n_confused} images). The classes with the lowest recall were {recalls[0][1]} ({pct(recalls[0][0])})
 and {recalls[1][1]} ({pct(recalls[1][0])}); the highest was {recalls[-1][1]} ({pct(recalls[-1][0])}).
 
 {table(["class", "precision", "recall", "F1", "test images"], rows)}

@@ -436,7 +436,7 @@ def product_classification(ctx):
     from models import ProductClassifier, count_parameters
     from utils.data import train_val_split
     from utils.plotting import confusion_matrix_plot, mistakes_figure, plot_history, plt
-    from utils.report import pct, table
+    from utils.report import most_confused, pct, table
     from utils.train import predict
 
     ds = ctx.load_images("fashion-mnist", train_size=ctx.pick(tiny=600, quick=10000, hybrid=None, full=None),
@@ -579,9 +579,7 @@ def product_classification(ctx):
                                           f"{len(wrong)} errors in {len(true)}")
         ctx.save_figure(fig, "confident_mistakes")
 
-    off = cm.copy()
-    np.fill_diagonal(off, 0)
-    ti, pi = np.unravel_index(off.argmax(), off.shape)
+    ti, pi, n_confused = most_confused(cm)
     h_ = result.history
     train_seconds = result.seconds
     # Thread choices per epoch: the probe before epoch 1 and after each epoch but the last.
@@ -601,7 +599,7 @@ def product_classification(ctx):
                images_per_second_threads=best_threads,
                latency_by_threads_and_batch={str(n): {str(b): v for b, v in lat.items()} for n, lat in latency.items()},
                test_loss=float(F.cross_entropy(logits, ds.y_test)), confusion_matrix=cm,
-               most_confused={"true": ds.classes[ti], "predicted": ds.classes[pi], "count": int(off[ti, pi])},
+               most_confused={"true": ds.classes[ti], "predicted": ds.classes[pi], "count": n_confused},
                epochs=len(h_["train_loss"]), train_status=result.status, train_seconds=train_seconds,
                epoch_seconds=h_["epoch_seconds"], val_accuracy=h_["val_acc"], parameters=count_parameters(model),
                width=width, batch_size=batch_size, max_lr=max_lr, weight_decay=weight_decay,
@@ -682,7 +680,7 @@ points): {gap_note}
 ## Per class (`per_class_accuracy.png`, `confusion_matrix.png`, `confident_mistakes.png`)
 The weakest class was **{ds.classes[order[0]]}** ({pct(per_class[order[0]])}), the strongest
 {ds.classes[order[-1]]} ({pct(per_class[order[-1]])}). The most frequent confusion was {ds.classes[ti]} predicted
-as {ds.classes[pi]} ({off[ti, pi]} of {cm[ti].sum()} test images).
+as {ds.classes[pi]} ({n_confused} of {cm[ti].sum()} test images).
 
 {table(["class", "test accuracy", "test images"], rows)}
 

@@ -203,8 +203,11 @@ class Conv2d(Layer):
         return dx
 
 
-class MaxPool2d(Layer):
-    """Max pooling, (N, C, H, W) -> (N, C, Ho, Wo); stride defaults to kernel_size."""
+class _Pool2d(Layer):
+    """Shared shell of the pooling layers: (N, C, H, W) -> (N, C, Ho, Wo); stride defaults to kernel_size."""
+
+    _forward = staticmethod(F.max_pool2d_forward)
+    _backward = staticmethod(F.max_pool2d_backward)
 
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | None = None,
                  padding: int = 0) -> None:
@@ -212,27 +215,25 @@ class MaxPool2d(Layer):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x, training=True):
-        out, self.cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        out, self.cache = self._forward(x, self.kernel_size, self.stride, self.padding)
         return out
 
     def backward(self, dout):
-        return F.max_pool2d_backward(dout, self.cache)
+        return self._backward(dout, self.cache)
 
 
-class AvgPool2d(Layer):
-    """Average pooling, (N, C, H, W) -> (N, C, Ho, Wo); stride defaults to kernel_size."""
+class MaxPool2d(_Pool2d):
+    """Max pooling: each output is its window's maximum; the gradient goes to that element."""
 
-    def __init__(self, kernel_size: int | tuple[int, int], stride: int | None = None,
-                 padding: int = 0) -> None:
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+    _forward = staticmethod(F.max_pool2d_forward)
+    _backward = staticmethod(F.max_pool2d_backward)
 
-    def forward(self, x, training=True):
-        out, self.cache = F.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        return out
 
-    def backward(self, dout):
-        return F.avg_pool2d_backward(dout, self.cache)
+class AvgPool2d(_Pool2d):
+    """Average pooling: each output is its window's mean; the gradient is shared equally."""
+
+    _forward = staticmethod(F.avg_pool2d_forward)
+    _backward = staticmethod(F.avg_pool2d_backward)
 
 
 class Flatten(Layer):

@@ -62,3 +62,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def most_confused(cm) -> tuple[int, int, int]:
+    """(true class, predicted class, count) of the largest off-diagonal cell of a confusion matrix."""
+    off = np.array(cm, copy=True)
+    np.fill_diagonal(off, 0)
+    true_idx, pred_idx = np.unravel_index(off.argmax(), off.shape)
+    return int(true_idx), int(pred_idx), int(off[true_idx, pred_idx])
