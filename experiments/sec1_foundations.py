@@ -887,8 +887,8 @@ differed by at most {weight_gap:.1e}. Test accuracy after these steps: NumPy {te
 {table(["implementation", "median ms per step"],
         [("NumPy, hand-written", f"{ms['numpy']:.2f}"), ("PyTorch, autograd", f"{ms['torch']:.2f}")])}
 
-{speed_text} Both were timed on one CPU thread on a shared machine, so absolute times are inflated; the median over
-{steps} steps damps the noise.
+{speed_text} Both were timed on one CPU thread; the median over {steps} steps damps the noise of other programs
+running at the same time.
 """)
 
 

@@ -566,7 +566,7 @@ def product_classification(ctx):
     axes[0].set_title("Latency per image")
     axes[1].set_ylabel("throughput (images / second, log scale)")
     axes[1].set_title("Throughput")
-    fig.suptitle(f"CPU inference on a shared machine: batch 1 takes {single['ms_per_image']:.2f} ms/image with "
+    fig.suptitle(f"CPU inference: batch 1 takes {single['ms_per_image']:.2f} ms/image with "
                  f"{single_threads} thread(s); best throughput {best['images_per_second']:,.0f} images/s")
     ctx.save_figure(fig, "inference_speed")
 
@@ -640,8 +640,9 @@ def product_classification(ctx):
         ratios = {b: latency[many][b]["ms_per_image"] / latency[1][b]["ms_per_image"] for b in sizes}
         helped = [str(b) for b in sizes if ratios[b] < 1]
         hurt = [str(b) for b in sizes if ratios[b] >= 1]
-        why = (" (likely because the other jobs on this CPU keep descheduling one of the threads, and every "
-               "parallel step waits for the slower one)")
+        why = (" (possible causes: a small batch gives too little work to split, so starting and joining threads "
+               "costs more than it saves, and any other program on the CPU makes every parallel step wait for the "
+               "thread it interrupted)")
         if not hurt:
             verdict = "the extra threads helped at every batch size."
         elif not helped:
@@ -667,7 +668,7 @@ Three convolution blocks ({convs_per_block} × (3×3 conv → batch norm → ReL
 one-cycle learning rate peaking at {max_lr}, batch {batch_size}, cross-entropy with label smoothing {smoothing},
 {aug_text}.
 {len(h_['train_loss'])} epoch(s) on {len(train[1]):,} images took {train_seconds:.0f} s
-({np.mean(h_['epoch_seconds']):.1f} s per epoch on a CPU shared with other jobs){"; **training diverged**" if result.diverged else ""}.
+({np.mean(h_['epoch_seconds']):.1f} s per epoch on {ctx.device.type.upper()}){"; **training diverged**" if result.diverged else ""}.
 {thread_note}
 
 ## Result
@@ -685,8 +686,8 @@ as {ds.classes[pi]} ({n_confused} of {cm[ti].sum()} test images).
 {table(["class", "test accuracy", "test images"], rows)}
 
 ## Inference speed (`inference_speed.png`)
-Median of repeated forward passes after warm-up, CPU, measured with {" and ".join(map(str, candidates))} thread(s) on a
-machine shared with other jobs (so absolute times are pessimistic). One image at a time took
+Median of repeated forward passes after warm-up, CPU, measured with {" and ".join(map(str, candidates))} thread(s)
+(other programs running at the same time slow these numbers down). One image at a time took
 **{single['ms_per_image']:.2f} ms** ({single_threads} thread(s)); {speed_note}
 
 {table(["batch size", *(f"{n} thread(s): time per image / images per s" for n in candidates)], lat_rows)}
