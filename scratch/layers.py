@@ -98,6 +98,12 @@ class Layer(ABC):
     def _set_grad(self, name: str, value: np.ndarray) -> None:
         self.grads[name][...] = value  # in place: optimizers may hold the array
 
+    def _set_grads(self, **grads: np.ndarray | None) -> None:
+        """Store several gradients; None (no such parameter, e.g. a layer without bias) is skipped."""
+        for name, value in grads.items():
+            if value is not None:
+                self._set_grad(name, value)
+
     def zero_grad(self) -> None:
         for grad in self.grads.values():
             grad.fill(0)
@@ -138,9 +144,7 @@ class Linear(Layer):
         """Copy a torch.nn.Linear (weight layouts agree, no transpose)."""
         layer = cls(module.in_features, module.out_features, bias=module.bias is not None,
                     init="zeros", dtype=dtype)
-        layer.load_weights(weight=module.weight)
-        if module.bias is not None:
-            layer.load_weights(bias=module.bias)
+        layer.load_weights(**dict(module.named_parameters()))  # weight, and bias if the module has one
         return layer
 
     def forward(self, x, training=True):
@@ -149,9 +153,7 @@ class Linear(Layer):
 
     def backward(self, dout):
         dx, dweight, dbias = F.linear_backward(dout, self.cache)
-        self._set_grad("weight", dweight)
-        if dbias is not None:
-            self._set_grad("bias", dbias)
+        self._set_grads(weight=dweight, bias=dbias)
         return dx
 
 
@@ -185,9 +187,7 @@ class Conv2d(Layer):
         layer = cls(module.in_channels, module.out_channels, tuple(module.kernel_size),
                     stride=stride[0], padding=padding[0], bias=module.bias is not None,
                     init="zeros", dtype=dtype)
-        layer.load_weights(weight=module.weight)
-        if module.bias is not None:
-            layer.load_weights(bias=module.bias)
+        layer.load_weights(**dict(module.named_parameters()))  # weight, and bias if the module has one
         return layer
 
     def forward(self, x, training=True):
@@ -197,9 +197,7 @@ class Conv2d(Layer):
 
     def backward(self, dout):
         dx, dweight, dbias = F.conv2d_backward(dout, self.cache)
-        self._set_grad("weight", dweight)
-        if dbias is not None:
-            self._set_grad("bias", dbias)
+        self._set_grads(weight=dweight, bias=dbias)
         return dx
 
 
