@@ -102,6 +102,23 @@ def train_scratch(model, data, optimizer, *, epochs: int, batch_size: int = 64, 
     return run
 
 
+def scratch_digits_sweep(ctx, names, description: str, build, *, epochs: int) -> dict[str, list[ScratchRun]]:
+    """Train one scratch network per (seed, name) on the digits split of that seed.
+
+    build(name, seed) -> (model, optimizer). Returns {name: [ScratchRun per seed]}, seeds in ctx.seeds() order.
+    """
+    runs = {name: [] for name in names}
+    seeds = ctx.seeds()
+    with ctx.progress(len(seeds) * len(names), description) as bar:
+        for s in seeds:
+            data = digits_arrays(ctx, s)
+            for name in names:
+                model, opt = build(name, s)
+                runs[name].append(train_scratch(model, data, opt, epochs=epochs, seed=s))
+                bar.advance(1, info=f"{name}: test acc {runs[name][-1].final_acc:.3f}")
+    return runs
+
+
 # ------------------------------------------------------------------------------ 1.1 logic gates
 
 GATE_INPUTS = ((0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
@@ -497,16 +514,13 @@ def activation_functions(ctx):
 
     epochs = ctx.pick(tiny=2, quick=15, hybrid=30, full=40)
     sizes = (64, 64, 64, 10)
-    runs = {name: [] for name in ACTIVATION_NAMES}
     seeds = ctx.seeds()
-    with ctx.progress(len(seeds) * len(ACTIVATION_NAMES), "activations") as bar:
-        for s in seeds:
-            data = digits_arrays(ctx, s)
-            for name in ACTIVATION_NAMES:
-                model = scratch_mlp(sizes, name, seed=s)   # same initial weights for every activation
-                opt = scratch.SGD(model.param_arrays(), lr=0.05, momentum=0.9)
-                runs[name].append(train_scratch(model, data, opt, epochs=epochs, seed=s))
-                bar.advance(1, info=f"{name}: test acc {runs[name][-1].final_acc:.3f}")
+
+    def build(name, s):
+        model = scratch_mlp(sizes, name, seed=s)   # same initial weights for every activation
+        return model, scratch.SGD(model.param_arrays(), lr=0.05, momentum=0.9)
+
+    runs = scratch_digits_sweep(ctx, ACTIVATION_NAMES, "activations", build, epochs=epochs)
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
     for i, name in enumerate(ACTIVATION_NAMES):

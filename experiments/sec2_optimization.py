@@ -5,7 +5,8 @@ import functools
 import math
 
 from experiments.registry import task
-from experiments.sec1_foundations import (digits_arrays, image_arrays, scratch_mlp, train_scratch)
+from experiments.sec1_foundations import (digits_arrays, image_arrays, scratch_digits_sweep, scratch_mlp,
+                                          train_scratch)
 
 # ------------------------------------------------------------------------------ 2.1 gradient checking
 
@@ -248,17 +249,14 @@ def optimizers(ctx):
     epochs = ctx.pick(tiny=2, quick=15, hybrid=30, full=40)
     lrs = {"SGD": 0.1, "SGD+momentum": 0.05, "Nesterov": 0.05, "RMSprop": 1e-3, "Adam": 1e-3, "AdamW": 1e-3}
     sizes = (64, 64, 64, 10)
-    runs = {name: [] for name in OPTIMIZER_NAMES}
     seeds = ctx.seeds()
-    with ctx.progress(len(seeds) * len(OPTIMIZER_NAMES), "optimizers on digits") as bar:
-        for s in seeds:
-            data = digits_arrays(ctx, s)
-            for name in OPTIMIZER_NAMES:
-                model = scratch_mlp(sizes, "relu", seed=s)
-                scratch_cls, _, kwargs = optimizer_spec(name)
-                opt = scratch_cls(model.param_arrays(), lr=lrs[name], **kwargs)
-                runs[name].append(train_scratch(model, data, opt, epochs=epochs, seed=s))
-                bar.advance(1, info=f"{name}: {runs[name][-1].final_acc:.3f}")
+
+    def build(name, s):
+        model = scratch_mlp(sizes, "relu", seed=s)   # same initial weights for every optimizer
+        scratch_cls, _, kwargs = optimizer_spec(name)
+        return model, scratch_cls(model.param_arrays(), lr=lrs[name], **kwargs)
+
+    runs = scratch_digits_sweep(ctx, OPTIMIZER_NAMES, "optimizers on digits", build, epochs=epochs)
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
     for name in OPTIMIZER_NAMES:
