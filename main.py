@@ -46,7 +46,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-fallback", action="store_true", help="fail instead of using an offline stand-in dataset")
     p.add_argument("--results", type=Path, default=None, metavar="DIR", help="results folder (default results/)")
     p.add_argument("--data", type=Path, default=None, metavar="DIR", help="data cache folder (default data/)")
-    p.add_argument("--resume", action="store_true", help="skip tasks already done in this mode")
+    p.add_argument("--resume", action="store_true",
+                   help="skip tasks already done with the same mode, seed, dataset, --set values and code")
+    p.add_argument("--redraw", action="store_true",
+                   help="re-make figures and analysis of the given tasks from their stored results (no training)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset value, e.g. --set epochs=3 (see config.py)")
     return p
@@ -70,7 +73,9 @@ def print_list(settings) -> None:
     from utils.console import console
     from utils.results import task_status
 
-    table = Table(title=f"Tasks (results in {settings.results_dir})")
+    from rich.markup import escape
+
+    table = Table(title=f"Tasks (results in {escape(str(settings.results_dir))})")
     for col in ("id", "title", "datasets", "status", "mode", "last result"):
         table.add_column(col)
     section = None
@@ -84,9 +89,10 @@ def print_list(settings) -> None:
 
 
 def run_batch(tasks, settings) -> int:
+    from experiments.registry import all_tasks
     from utils.runner import print_summary, run_tasks
 
-    outcomes = run_tasks(tasks, settings)
+    outcomes = run_tasks(tasks, settings, all_tasks())
     if len(outcomes) > 1:
         print_summary(outcomes)
     if any(o.status == "interrupted" for o in outcomes):
@@ -121,9 +127,29 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"{prog}: error: {problem} (choose another with --results DIR)", file=sys.stderr)
         return EXIT_USAGE
+    if args.redraw:
+        return redraw(tasks or all_tasks(), settings)
     if tasks:
         return run_batch(tasks, settings)
     return Menu(settings).loop()
+
+
+def redraw(tasks, settings) -> int:
+    """--redraw: figures and analyses of finished tasks, rebuilt from result.json."""
+    from experiments.registry import all_tasks
+    from utils.console import console
+    from utils.runner import redraw_task, update_summary
+
+    from rich.markup import escape
+
+    outcomes = [redraw_task(t, settings) for t in tasks]
+    update_summary(settings, all_tasks())
+    for o in outcomes:
+        if o.status != "done":
+            console.print(f"[red]{o.task.id}: {escape(o.message)}[/]")
+    if any(o.status == "interrupted" for o in outcomes):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(o.status != "done" for o in outcomes) else EXIT_OK
 
 
 class Menu:
@@ -133,8 +159,10 @@ class Menu:
     Ctrl-C during a task stops only that task and comes back here.
     """
 
-    HELP_MAIN = "[bold]4[/] open a section · [bold]4.3[/] run a task · [bold]a[/] run all · [bold]m[/] mode · [bold]q[/] quit"
-    HELP_SECTION = "[bold]number or id[/] run a task · [bold]r[/] run the section · [bold]b[/] back · [bold]m[/] mode · [bold]q[/] quit"
+    HELP_MAIN = ("[bold]4[/] open a section · [bold]4.3[/] run a task · [bold]a[/] run all · [bold]m[/] mode · "
+                 "[bold]q[/] or [bold]0[/] quit")
+    HELP_SECTION = ("[bold]number or id[/] run a task · [bold]r[/] run the section · [bold]b[/] back · [bold]m[/] mode · "
+                    "[bold]q[/] or [bold]0[/] quit")
 
     def __init__(self, settings):
         from utils.console import console
@@ -150,7 +178,7 @@ class Menu:
         if not line:
             raise EOFError
         if not sys.stdin.isatty():
-            self.console.print(line.rstrip())  # echo piped input so transcripts read naturally
+            self.console.print(line.rstrip(), markup=False)  # echo piped input so transcripts read naturally
         return line.strip()
 
     def loop(self) -> int:
@@ -201,7 +229,9 @@ class Menu:
         """Act on one answer; False means quit."""
         from experiments.registry import SelectionError, all_tasks, resolve
 
-        if choice in {"q", "quit", "exit"}:
+        from rich.markup import escape
+
+        if choice in {"q", "0", "quit", "exit"}:
             return False
         if choice == "":
             return True
@@ -224,15 +254,17 @@ class Menu:
         try:
             selected = resolve([choice])
         except SelectionError as exc:
-            self.console.print(f"[red]{exc}[/] · " + (self.HELP_MAIN if self.section is None else self.HELP_SECTION))
+            self.console.print(f"[red]{escape(str(exc))}[/] · " + (self.HELP_MAIN if self.section is None else self.HELP_SECTION))
             return True
-        if self.section is None and "." not in choice:
+        if self.section is None and "." not in choice.rstrip("."):  # "1" and "1." open section 1
             self.section = choice.rstrip(".")
         else:
             self.run(selected)
         return True
 
     def change_mode(self) -> None:
+        from rich.markup import escape
+
         while True:
             answer = self.ask(f"mode ({'/'.join(config.MODES)}) [{self.settings.mode}]: ").lower()
             if answer == "":
@@ -240,12 +272,14 @@ class Menu:
             if answer in config.MODES:
                 self.settings.mode = answer
                 return
-            self.console.print(f"[red]unknown mode {answer!r}[/]")
+            self.console.print(f"[red]unknown mode {escape(repr(answer))}[/]")
 
     def run(self, tasks) -> None:
         from utils.runner import print_summary, run_tasks
 
-        outcomes = run_tasks(tasks, self.settings)
+        from experiments.registry import all_tasks
+
+        outcomes = run_tasks(tasks, self.settings, all_tasks())
         if len(outcomes) > 1:
             print_summary(outcomes)
 

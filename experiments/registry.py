@@ -1,14 +1,28 @@
-"""The task registry: every numbered experiment of the catalogue registers itself here.
+"""The task registry: the catalogue's contract for every numbered experiment, in one place.
 
-A task is a plain function ``fn(ctx)`` decorated with ``@task(id, title, ...)``. Modules in
-this package must stay cheap to import (no torch, matplotlib or sklearn at module level) so
-that the menu appears at once; heavy imports go inside the task functions.
+Each section package's ``__init__.py`` declares its tasks with ``task(...)``: the id, the
+title, the module that implements it, its default datasets, the headline phrase shown in menus
+and summaries, and the metrics.json keys it guarantees. Declaring is cheap: the task's own
+module (which may import torch at the top like ordinary code) is imported only when the task
+runs, so the menu appears at once.
+
+A task module provides::
+
+    BUDGET = {"tiny": {...}, "quick": {...}, "hybrid": {...}, "full": {...}}   # per-mode numbers
+    @dataclass
+    class Result: ...                       # the numbers and histories the experiment produced
+    def measure(ctx) -> Result: ...         # the experiment (records metrics with ctx.record)
+    def draw(ctx, result: Result) -> None   # figures, from the result alone
+    def write_up(result: Result) -> str     # analysis markdown, a pure function of the numbers
 """
 from __future__ import annotations
 
+import importlib
 import re
+import string
 from dataclasses import dataclass, field
-from typing import Callable
+from types import ModuleType
+from typing import Any, Callable
 
 SECTIONS: dict[str, str] = {
     "1": "Foundations: networks from scratch",
@@ -21,16 +35,32 @@ SECTIONS: dict[str, str] = {
     "8": "Generative and similarity models",
 }
 
+# One package per section; importing one runs only its task declarations.
+SECTION_PACKAGES = (
+    "experiments.s1_foundations",
+    "experiments.s2_optimization",
+    "experiments.s3_regularization",
+    "experiments.s4_cnn",
+    "experiments.s5_modern",
+    "experiments.s6_recurrent",
+    "experiments.s7_attention",
+    "experiments.s8_generative",
+)
+
+Headline = str | Callable[[dict], str]
+
 
 @dataclass(frozen=True)
 class Task:
-    id: str                       # "4.3"
-    title: str                    # "PyTorch CNN on MNIST"
-    fn: Callable = field(repr=False, compare=False)
-    datasets: tuple[str, ...] = ()  # default datasets, shown in --list
-    headline: str | None = None     # metrics.json key shown in menus and summaries
-    image_dataset: bool = False     # honours --dataset (an alternative image dataset)
-    threads: int | None = None      # cap on compute threads (1 for small networks; None: all cores)
+    id: str                          # "4.3"
+    title: str                       # "PyTorch CNN on MNIST"
+    module: str = field(compare=False)  # "experiments.s4_cnn.t4_3_pytorch_cnn"
+    datasets: tuple[str, ...] = ()   # default datasets, shown in --list
+    headline: Headline | None = field(default=None, compare=False)
+    metrics: tuple[str, ...] = ()    # metrics.json keys the task guarantees (dots for nesting)
+    image_dataset: bool = False      # honours --dataset (an alternative image dataset)
+    threads: int | None = None       # cap on compute threads (1 for small networks; None: all cores)
+    target: str | None = None        # the catalogue's target, in words, where it sets one
 
     @property
     def section(self) -> str:
@@ -48,35 +78,95 @@ class Task:
     def sort_key(self) -> tuple[int, ...]:
         return tuple(int(p) for p in self.id.split("."))
 
+    def load(self) -> ModuleType:
+        """The task's implementation module (imported on first use)."""
+        return importlib.import_module(self.module)
+
+    def missing_metrics(self, metrics: dict) -> list[str]:
+        """The guaranteed keys (dotted paths) that ``metrics`` lacks or holds as null."""
+        missing = []
+        for dotted in self.metrics:
+            value: Any = metrics
+            for part in dotted.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None:
+                missing.append(dotted)
+        return missing
+
+    def headline_text(self, metrics: dict) -> str:
+        """The headline phrase for these metrics, or "" when they lack what it needs."""
+        if self.headline is None:
+            return ""
+        try:
+            if callable(self.headline):
+                return str(self.headline(metrics))
+            return _MetricsFormatter().format(self.headline, **metrics)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            return ""
+
+
+class _MetricsFormatter(string.Formatter):
+    """str.format where ``{acc[100]}`` looks up the string key "100" (JSON keys are strings)."""
+
+    def get_field(self, field_name, args, kwargs):
+        first, rest = string._string.formatter_field_name_split(field_name)  # type: ignore[attr-defined]
+        obj = self.get_value(first, args, kwargs)
+        for _is_attr, key in rest:
+            if isinstance(obj, dict) and key not in obj and str(key) in obj:
+                key = str(key)
+            if obj is None:
+                raise KeyError(key)
+            obj = obj[key]
+        return obj, first
+
 
 _REGISTRY: dict[str, Task] = {}
 
 
-def task(task_id: str, title: str, *, datasets: tuple[str, ...] = (), headline: str | None = None,
-         image_dataset: bool = False, threads: int | None = None) -> Callable:
-    """Register ``fn`` as catalogue task ``task_id``."""
+def task(task_id: str, title: str, module: str, *, datasets: tuple[str, ...] = (),
+         headline: Headline | None = None, metrics: tuple[str, ...] = (), image_dataset: bool = False,
+         threads: int | None = None, target: str | None = None) -> Task:
+    """Declare catalogue task ``task_id``, implemented by ``module`` (relative to its section)."""
     if not re.fullmatch(r"\d+\.\d+", task_id):
         raise ValueError(f"task id must look like '4.3', got {task_id!r}")
-    if task_id.split(".")[0] not in SECTIONS:
+    section = task_id.split(".")[0]
+    if section not in SECTIONS:
         raise ValueError(f"task {task_id} is in no known section")
+    expected = f"t{section}_{task_id.split('.')[1]}_"
+    if not module.rsplit(".", 1)[-1].startswith(expected):
+        raise ValueError(f"task {task_id}'s module must be named {expected}<name>, got {module!r}")
+    if task_id in _REGISTRY:
+        raise ValueError(f"task {task_id} registered twice")
+    package = next((p for p in SECTION_PACKAGES if p.split(".")[1].startswith(f"s{section}_")), None)
+    full = module if module.startswith("experiments.") else f"{package}.{module}"
+    t = Task(task_id, title, full, tuple(datasets), headline, tuple(metrics), image_dataset, threads, target)
+    _REGISTRY[task_id] = t
+    return t
 
-    def register(fn: Callable) -> Callable:
-        if task_id in _REGISTRY:
-            raise ValueError(f"task {task_id} registered twice")
-        _REGISTRY[task_id] = Task(task_id, title, fn, tuple(datasets), headline, image_dataset, threads)
-        return fn
 
-    return register
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every section package (cheap: declarations only)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for name in SECTION_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a section not built yet is simply absent; anything else is a bug
+                raise
 
 
 def all_tasks() -> list[Task]:
-    from experiments import load_all
     load_all()
     return sorted(_REGISTRY.values(), key=lambda t: t.sort_key)
 
 
 def get_task(task_id: str) -> Task | None:
-    from experiments import load_all
     load_all()
     return _REGISTRY.get(task_id)
 
@@ -107,3 +197,4 @@ def resolve(selectors: list[str]) -> list[Task]:
             found = [t]
         chosen.extend(t for t in found if t not in chosen)
     return chosen
+

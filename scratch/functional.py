@@ -58,8 +58,8 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     f, c_w, kh, kw = weight.shape
     if c != c_w:
         raise ValueError(f"input has {c} channels but weight expects {c_w}")
-    ho = conv_output_size(h, kh, stride, padding)
-    wo = conv_output_size(w, kw, stride, padding)
+    ho = conv_output_size(h, kh, stride=stride, padding=padding)
+    wo = conv_output_size(w, kw, stride=stride, padding=padding)
     x_padded = pad_images(x, padding)
     cols = im2col(x_padded, (kh, kw), stride)                     # (N, C*kh*kw, Ho*Wo)
     weight_matrix = weight.reshape(f, c * kh * kw)
@@ -100,8 +100,8 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: int | tuple[int, int],
     kh, kw = as_pair(kernel_size)
     stride = kh if stride is None else stride
     n, c, h, w = x.shape
-    ho = conv_output_size(h, kh, stride, padding)
-    wo = conv_output_size(w, kw, stride, padding)
+    ho = conv_output_size(h, kh, stride=stride, padding=padding)
+    wo = conv_output_size(w, kw, stride=stride, padding=padding)
     x_padded = pad_images(x, padding, value=-np.inf)
     flat_windows = windows(x_padded, (kh, kw), stride).reshape(n, c, ho, wo, kh * kw)
     argmax = flat_windows.argmax(axis=-1)                         # index into kh*kw window

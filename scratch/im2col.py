@@ -18,9 +18,12 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Output length along one axis: floor((size + 2p - k) / s) + 1."""
-    out = (size + 2 * padding - kernel) // stride + 1
+def conv_output_size(size: int, kernel: int, *, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Output length along one axis: floor((size + 2p - d(k - 1) - 1) / s) + 1.
+
+    The project's one copy of the formula (the NumPy layers and section 4's tables use it).
+    """
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
     if out <= 0:
         raise ValueError(
             f"kernel {kernel} with stride {stride} and padding {padding} "

@@ -1,16 +1,11 @@
-"""Test-suite settings: never touch the network, and import the project from the repo root."""
+"""Test-suite settings and shared fixtures: never touch the network; results go to temporary folders."""
 from __future__ import annotations
 
+import json
 import os
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-# Downloads fail at once instead of trying the network; stand-ins are used where data is absent.
-os.environ["DL_OFFLINE"] = "1"
+os.environ["DL_OFFLINE"] = "1"  # downloads fail at once; stand-ins are used where data is absent
 os.environ.setdefault("MPLBACKEND", "Agg")
-
 
 import pytest  # noqa: E402
 
@@ -25,3 +20,27 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory):
+    """A session-wide results folder for tiny-mode task runs (tasks that reuse another's weights find them)."""
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture
+def run_tiny(tiny_results):
+    """run_tiny("4.3", dataset=None, seed=0) -> (outcome, metrics dict, task folder): one task, tiny preset."""
+    from experiments.registry import all_tasks, get_task
+    from utils.runner import Settings, run_tasks
+
+    def run(task_id: str, *, dataset: str | None = None, seed: int = 0, results=None):
+        task = get_task(task_id)
+        assert task is not None, f"no task {task_id}"
+        folder = results or tiny_results
+        settings = Settings(mode="tiny", results_dir=folder, seed=seed, dataset=dataset)
+        (outcome,) = run_tasks([task], settings, all_tasks())
+        out = folder / task.dirname
+        return outcome, json.loads((out / "metrics.json").read_text()), out
+
+    return run

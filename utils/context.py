@@ -2,6 +2,7 @@
 
 Tasks never build paths or write JSON themselves; they call ``ctx.record``,
 ``ctx.save_figure`` and ``ctx.write_analysis``, and the runner writes metrics.json.
+``ctx.budget`` is this mode's row of the task's BUDGET table (with --set overrides applied).
 """
 from __future__ import annotations
 
@@ -16,13 +17,87 @@ from utils.results import write_text
 RESERVED_KEYS = frozenset({
     "task", "title", "status", "mode", "seed", "device", "dataset", "dataset_requested", "standin",
     "data_notes", "versions", "hardware", "seconds", "started_at", "headline", "figures", "error",
-    "preset"})
+    "preset", "budget", "overrides", "code_version", "peak_rss_mb"})
+
+
+class Budget:
+    """This mode's row of a task's BUDGET table: ``ctx.budget.epochs``. Unknown names fail loudly."""
+
+    def __init__(self, values: dict[str, Any], task_id: str = "", mode: str = ""):
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_where", f"task {task_id}'s {mode} budget")
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "_values")
+        if name in values:
+            return values[name]
+        raise AttributeError(f"{object.__getattribute__(self, '_where')} has no {name!r}; "
+                             f"it has {', '.join(values) or 'nothing'}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a budget is read-only; change it with --set KEY=VALUE")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(object.__getattribute__(self, "_values"))
+
+
+def budget_row(table: dict[str, dict], mode: str, overrides: dict[str, Any] | None = None) -> tuple[dict, dict]:
+    """(this mode's budget with overrides applied, the overrides that applied).
+
+    ``tiny`` falls back to ``quick`` when a table has no tiny row. An override applies to a
+    budget key of the same name and is converted to that value's type.
+    """
+    row = dict(table.get(mode) or table.get("quick") or {})
+    applied: dict[str, Any] = {}
+    for key, raw in (overrides or {}).items():
+        if key not in row:
+            continue
+        current = row[key]
+        value = raw
+        if isinstance(raw, str):
+            if raw.lower() == "none":
+                value = None
+            elif isinstance(current, bool):
+                value = raw.lower() in {"1", "true", "yes", "on"}
+            elif isinstance(current, int):
+                value = int(float(raw))
+            elif isinstance(current, float):
+                value = float(raw)
+        row[key] = applied[key] = value
+    return row, applied
+
+
+class PreviousRun:
+    """What another task left in this results folder (see ``RunContext.previous``)."""
+
+    def __init__(self, folder: Path, metrics: dict):
+        self.folder = folder
+        self.metrics = metrics
+
+    @property
+    def dataset(self) -> list[str]:
+        return list(self.metrics.get("dataset") or [])
+
+    def load_weights(self, name: str = "model.pt") -> dict | None:
+        """A state_dict the task saved, or None when absent or unreadable."""
+        import torch
+
+        path = self.folder / name
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a corrupt or foreign file: the caller trains afresh instead
+            return None
 
 
 class RunContext:
     def __init__(self, task, preset: config.Preset, device, seed: int, results_dir: Path,
-                 data_dir: Path, dataset_override: str | None = None, allow_fallback: bool = True):
+                 data_dir: Path, dataset_override: str | None = None, allow_fallback: bool = True,
+                 budget: dict | None = None, task_dirs: dict[str, str] | None = None):
         self.task = task
+        self.budget = Budget(budget or {}, task.id, preset.name)
+        self._task_dirs = task_dirs or {}  # task id -> results folder name, for previous()
         self.cfg = preset
         self.device = device
         self.seed = seed
@@ -39,11 +114,6 @@ class RunContext:
     @property
     def mode(self) -> str:
         return self.cfg.name
-
-    def pick(self, *, quick: Any, hybrid: Any, full: Any, tiny: Any = None) -> Any:
-        """This mode's value of a task-specific budget; ``tiny`` defaults to ``quick``."""
-        return {"quick": quick, "hybrid": hybrid, "full": full,
-                "tiny": quick if tiny is None else tiny}[self.mode]
 
     def seeds(self, n: int | None = None) -> list[int]:
         """Seeds for repeated runs: the run's seed, then seed+1, ... (``cfg.seeds`` of them)."""
@@ -99,21 +169,18 @@ class RunContext:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
         return path
 
-    def load_weights(self, task_id: str, name: str = "model.pt") -> dict | None:
-        """A state_dict another task saved in this results folder, or None if absent/unreadable."""
-        import torch
+    def previous(self, task_id: str) -> PreviousRun | None:
+        """Task ``task_id``'s finished run in this results folder, or None (not run, failed, unreadable)."""
+        from utils.results import read_json
 
-        from experiments.registry import get_task
-
-        other = get_task(task_id)
-        path = self.results_dir / other.dirname / name if other else None
-        if path is None or not path.exists():
+        dirname = self._task_dirs.get(task_id)
+        if dirname is None:
             return None
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a corrupt or foreign file: the caller retrains instead
-            self.log(f"  [yellow]could not read {path}: {exc}; training afresh[/]")
+        folder = self.results_dir / dirname
+        metrics = read_json(folder / "metrics.json")
+        if not metrics or metrics.get("status") != "done":
             return None
+        return PreviousRun(folder, metrics)
 
     # ---------------------------------------------------------------- data
     def use_dataset(self, name: str, *, requested: str | None = None, standin: bool = False, note: str = "") -> None:

@@ -121,26 +121,119 @@ def confusion_matrix_plot(ax, cm, class_names, title: str = "Confusion matrix (t
     return ax
 
 
-def plot_history(axes, history: dict, label: str = "", stop_epoch: int | None = None, color=None):
-    """Loss on axes[0] and accuracy on axes[1] (if given) from a fit() history."""
+def plot_history(axes, history, label: str = "", stop_epoch: int | None = None, color=None,
+                 loss_label: str = "loss (cross-entropy)"):
+    """Loss on axes[0] and accuracy on axes[1] (if given) from a ``utils.history.History``.
+
+    Train is solid, validation dashed; a diverged run ends in a × at its last finite loss.
+    """
     from matplotlib.ticker import MaxNLocator
 
-    epochs = range(1, len(history["train_loss"]) + 1)
+    unit = history.unit
     pre = f"{label} " if label else ""
-    axes[0].plot(epochs, history["train_loss"], color=color, label=f"{pre}train")
-    if history.get("val_loss"):
-        axes[0].plot(epochs, history["val_loss"], color=color, linestyle="--", label=f"{pre}validation")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("loss (cross-entropy)")
-    if len(axes) > 1 and history.get("train_acc"):
-        axes[1].plot(epochs, history["train_acc"], color=color, label=f"{pre}train")
-        if history.get("val_acc"):
-            axes[1].plot(epochs, history["val_acc"], color=color, linestyle="--", label=f"{pre}validation")
-        axes[1].set_xlabel("epoch")
+    steps = range(1, len(history.train_loss) + 1)
+    line, = axes[0].plot(steps, history.train_loss, color=color, label=f"{pre}train")
+    color = line.get_color()
+    if history.val_loss:
+        axes[0].plot(range(1, len(history.val_loss) + 1), history.val_loss, color=color, linestyle="--",
+                     label=f"{pre}validation")
+    if history.diverged:
+        mark_diverged(axes[0], history.train_loss, color=color)
+    axes[0].set_xlabel(unit)
+    axes[0].set_ylabel(loss_label)
+    if len(axes) > 1 and history.train_acc:
+        axes[1].plot(range(1, len(history.train_acc) + 1), history.train_acc, color=color, label=f"{pre}train")
+        if history.val_acc:
+            axes[1].plot(range(1, len(history.val_acc) + 1), history.val_acc, color=color, linestyle="--",
+                         label=f"{pre}validation")
+        axes[1].set_xlabel(unit)
         axes[1].set_ylabel("accuracy (fraction)")
     if stop_epoch is not None:
         for ax in axes:
-            ax.axvline(stop_epoch, color=color or "k", linestyle=":", alpha=0.8)
+            ax.axvline(stop_epoch, color=color, linestyle=":", alpha=0.8)
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend()
+    return color
+
+
+def history_figure(histories: dict, title: str, *, stops: dict | None = None, log_loss: bool = False,
+                   loss_label: str = "loss (cross-entropy)"):
+    """The two-panel loss | accuracy figure for one or more named histories; returns the figure.
+
+    Each name gets one colour (train solid, validation dashed); ``stops`` maps a name to an
+    epoch to mark with a dotted line (e.g. early stopping); diverged runs end in ×.
+    """
+    with_acc = any(h.train_acc for h in histories.values())
+    fig, axes = plt.subplots(1, 2 if with_acc else 1, figsize=(11, 4.2) if with_acc else (7, 4.2), squeeze=False)
+    axes = list(axes[0])
+    for name, hist in histories.items():
+        plot_history(axes, hist, label=name, stop_epoch=(stops or {}).get(name), loss_label=loss_label)
+    if log_loss:
+        axes[0].set_yscale("log")
+    axes[0].set_title("loss")
+    if with_acc:
+        axes[1].set_title("accuracy")
+    legend_outside(axes[-1], sources=axes)
+    fig.suptitle(title)
+    return fig
+
+
+def legend_outside(ax, *, sources=None, **kwargs) -> None:
+    """A legend to the right of ``ax``, so it never covers data; entries deduplicated.
+
+    ``sources``: the axes whose lines to list (default: ``ax`` itself)."""
+    seen: dict[str, object] = {}
+    for src in sources or [ax]:
+        for h, lab in zip(*src.get_legend_handles_labels()):
+            if not lab.startswith("_"):
+                seen.setdefault(lab, h)
+    if seen:
+        ax.legend(list(seen.values()), list(seen.keys()), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, **kwargs)
+
+
+def mark_diverged(ax, values, x=None, color=None, label: str | None = None) -> None:
+    """Draw × at the last finite point of a series that diverged (NaN/inf after it)."""
+    import math
+
+    xs = list(x) if x is not None else list(range(1, len(values) + 1))
+    finite = [(xi, v) for xi, v in zip(xs, values) if v is not None and math.isfinite(v)]
+    if finite:
+        xi, v = finite[-1]
+    else:  # diverged at once: put the mark at the first x, at the bottom of the axes
+        xi, v = xs[0] if xs else 1, ax.get_ylim()[0]
+    ax.plot([xi], [v], marker="x", markersize=9, markeredgewidth=2, color=color or "k", linestyle="none",
+            label=label)
+
+
+def sweep_plot(ax, xs, values, *, diverged=None, label: str | None = None, color=None, marker: str = "o"):
+    """One line of a hyper-parameter sweep; points where ``diverged`` is true are drawn as ×
+    (at the bottom of the axes when their value is not finite) and named in the legend."""
+    import math
+
+    diverged = list(diverged) if diverged is not None else [False] * len(xs)
+    ok = [(x, v) for x, v, d in zip(xs, values, diverged) if not d and v is not None and math.isfinite(v)]
+    line, = ax.plot([p[0] for p in ok], [p[1] for p in ok], marker=marker, color=color, label=label)
+    bad = [(x, v) for x, v, d in zip(xs, values, diverged) if d or v is None or not math.isfinite(v)]
+    if bad:
+        low = ax.get_ylim()[0]
+        ax.plot([p[0] for p in bad], [p[1] if p[1] is not None and math.isfinite(p[1]) else low for p in bad],
+                marker="x", markersize=10, markeredgewidth=2, linestyle="none", color=line.get_color(),
+                label=f"{label + ': ' if label else ''}diverged (×)")
+    return line
+
+
+def seed_band(ax, x, runs, *, label: str, color=None):
+    """Mean line with a ±1 standard-deviation band over seeds; ``runs`` is (seeds, len(x)).
+    With one seed it draws the line alone (no band is claimed where none was measured)."""
+    import numpy as np
+
+    runs = np.asarray(runs, dtype=float)
+    if runs.ndim == 1:
+        runs = runs[None]
+    mean = np.nanmean(runs, axis=0)
+    line, = ax.plot(x, mean, color=color, label=f"{label} (mean of {len(runs)} seeds)" if len(runs) > 1 else label)
+    if len(runs) > 1:
+        std = np.nanstd(runs, axis=0, ddof=1)
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line

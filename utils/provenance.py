@@ -94,3 +94,53 @@ def hardware(device) -> dict[str, object]:
     except ImportError:
         pass
     return info
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-memory window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss() -> int:
+    """Peak resident memory in bytes since the last reset_peak_rss() (else since the process began)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+    except (ImportError, OSError):
+        return 0
+
+
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """The git commit of this checkout (with '+dirty' when it has uncommitted changes), or 'unknown'."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        import subprocess
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[1]
+        try:
+            head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                  timeout=5).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            _CODE_VERSION = (head + ("+dirty" if dirty else "")) if head else "unknown"
+        except (OSError, subprocess.SubprocessError):
+            _CODE_VERSION = "unknown"
+    return _CODE_VERSION

@@ -1,10 +1,11 @@
-"""Small helpers for analysis.md text built from measured numbers.
+"""Helpers for analysis.md text built from measured numbers, and the comparison rule.
 
-The point of these is honesty: a comparison sentence states the measured difference and,
-when several seeds were run, whether that difference is larger than the seed-to-seed spread.
+The point of these is honesty: a comparison sentence states the measured difference and the
+evidence for it (seed spread, or a test-set statistic), and a tie is called a tie.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -27,32 +28,181 @@ def spread(values: Sequence[float], fmt=pct) -> str:
     return f"{fmt(m)} ± {fmt(s)} ({n} seeds)" if n > 1 else f"{fmt(m)} (1 seed)"
 
 
-def compare(a: Sequence[float], b: Sequence[float], name_a: str, name_b: str, *,
-            higher_is_better: bool = True, fmt=pct, unit_points: bool = True) -> str:
-    """One sentence comparing two sets of per-seed results of the same metric.
+# ------------------------------------------------------------------ the comparison rule
+# "A beats B" is said only through one of these. With several seeds the difference must exceed
+# the seed-to-seed spread; with one seed a statistic from the test set itself decides: McNemar's
+# exact test on paired predictions (classifiers), or a paired bootstrap over test examples
+# (errors such as MSE/MAE). Anything else is called a tie, in the sentence and in the headline.
 
-    With >= 2 seeds each, a difference counts as real only if it exceeds the sum of the two
-    standard deviations (a deliberately conservative, readable rule); with one seed the
-    sentence says that no spread was measured.
-    """
+ALPHA = 0.05
+Z95 = 1.959964
+
+
+@dataclass
+class Comparison:
+    """The verdict of one A-vs-B comparison, with everything its sentence needs (JSON-safe)."""
+    name_a: str
+    name_b: str
+    value_a: float               # A's metric (mean over seeds, or on the test set)
+    value_b: float
+    diff: float                  # value_a - value_b, in the metric's units
+    half_width: float            # 95% interval half-width of diff (seeds: sum of the two std devs)
+    method: str                  # "seeds" | "mcnemar" | "bootstrap"
+    n: int                       # seeds per side, or test examples
+    higher_is_better: bool = True
+    p_value: float | None = None
+    percent: bool = True         # values are fractions shown in percentage points
+    metric: str = "accuracy"
+
+    @property
+    def significant(self) -> bool:
+        if self.method == "seeds":
+            return abs(self.diff) > self.half_width
+        if self.p_value is not None:
+            return self.p_value < ALPHA
+        return abs(self.diff) > self.half_width
+
+    @property
+    def winner(self) -> str | None:
+        """The better one's name, or None for a tie."""
+        if not self.significant or self.diff == 0:
+            return None
+        return self.name_a if (self.diff > 0) == self.higher_is_better else self.name_b
+
+    @property
+    def loser(self) -> str | None:
+        w = self.winner
+        return None if w is None else (self.name_b if w == self.name_a else self.name_a)
+
+    def _size(self, x: float) -> str:
+        return f"{100 * abs(x):.1f} points" if self.percent else f"{abs(x):.3g}"
+
+    def _value(self, x: float) -> str:
+        return pct(x) if self.percent else f"{x:.4g}"
+
+    def _evidence(self) -> str:
+        if self.method == "seeds":
+            return f"seed spread ±{self._size(self.half_width)} over {self.n} seeds"
+        unit = "test examples"
+        p = "p < 0.001" if self.p_value is not None and self.p_value < 0.001 else (
+            f"p = {self.p_value:.2g}" if self.p_value is not None else "")
+        test = "McNemar" if self.method == "mcnemar" else "paired bootstrap"
+        return f"95% interval ±{self._size(self.half_width)}, {p}, {test}, {self.n} {unit}".replace(", ,", ",")
+
+    def verdict(self) -> str:
+        """A few words for headlines: 'A beats B' or 'A ≈ B (tie)'."""
+        w = self.winner
+        return f"{w} beats {self.loser}" if w else f"{self.name_a} ≈ {self.name_b} (tie)"
+
+    def sentence(self) -> str:
+        """One sentence with both values, the difference and the evidence."""
+        values = f"{self.name_a} {self._value(self.value_a)}, {self.name_b} {self._value(self.value_b)}"
+        w = self.winner
+        if w is None:
+            return (f"No measurable difference between {self.name_a} and {self.name_b} in {self.metric} "
+                    f"({values}; Δ {self._size(self.diff)}, {self._evidence()}).")
+        better = "higher" if self.higher_is_better else "lower"
+        return (f"{w} beats {self.loser} in {self.metric} by {self._size(self.diff)} ({better} is better; "
+                f"{values}; {self._evidence()}).")
+
+
+def compare_seeds(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float], *,
+                  higher_is_better: bool = True, percent: bool = True, metric: str = "accuracy") -> Comparison:
+    """Several seeds per side: a difference counts only when it exceeds the sum of the two
+    standard deviations (a deliberately conservative, readable rule)."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("compare_seeds needs at least two seeds per side; with one seed use "
+                         "compare_predictions (classifiers) or compare_errors (MSE/MAE)")
     ma, sa = mean_std(a)
     mb, sb = mean_std(b)
-    diff = ma - mb
-    better = name_a if (diff > 0) == higher_is_better else name_b
-    worse = name_b if better == name_a else name_a
-    size = f"{abs(diff) * 100:.2f} percentage points" if unit_points else f"{abs(diff):.4g}"
-    if diff == 0:
-        return f"{name_a} and {name_b} measured the same ({fmt(ma)})."
-    text = f"{better} did better than {worse} by {size} ({name_a} {fmt(ma)}, {name_b} {fmt(mb)})"
-    if len(a) > 1 and len(b) > 1:
-        if abs(diff) > sa + sb:
-            text += f"; the gap is larger than the seed-to-seed spread (±{fmt(sa)}, ±{fmt(sb)}), so it is likely real."
-        else:
-            text += (f"; the gap is within the seed-to-seed spread (±{fmt(sa)}, ±{fmt(sb)}), so these runs do not "
-                     f"show a real difference.")
-    else:
-        text += "; one seed only (QUICK mode), so the spread was not measured and a small gap may be noise."
-    return text
+    return Comparison(name_a, name_b, ma, mb, ma - mb, sa + sb, "seeds", min(len(a), len(b)),
+                      higher_is_better, None, percent, metric)
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for b and c discordant pairs (binomial, p = 1/2)."""
+    from scipy.stats import binomtest
+
+    n = b + c
+    return 1.0 if n == 0 else float(binomtest(min(b, c), n, 0.5).pvalue)
+
+
+def compare_predictions(name_a: str, correct_a, name_b: str, correct_b, *,
+                        metric: str = "test accuracy") -> Comparison:
+    """Two classifiers on the same test examples (one seed): McNemar's exact test on the
+    paired right/wrong outcomes, and the accuracy difference with its 95% (Wald, paired)
+    interval. ``correct_*``: booleans, one per test example, in the same order."""
+    ra = np.asarray(correct_a, dtype=bool).ravel()
+    rb = np.asarray(correct_b, dtype=bool).ravel()
+    if ra.shape != rb.shape or ra.size == 0:
+        raise ValueError("paired predictions must be two equally long, non-empty sequences")
+    n = ra.size
+    only_a = int((ra & ~rb).sum())
+    only_b = int((~ra & rb).sum())
+    diff = (only_a - only_b) / n
+    se = np.sqrt(max(only_a + only_b - (only_a - only_b) ** 2 / n, 0.0)) / n
+    return Comparison(name_a, name_b, float(ra.mean()), float(rb.mean()), float(diff), float(Z95 * se),
+                      "mcnemar", n, True, mcnemar_p(only_a, only_b), True, metric)
+
+
+def compare_errors(name_a: str, errors_a, name_b: str, errors_b, *, metric: str = "MSE",
+                   n_boot: int = 2000, seed: int = 0) -> Comparison:
+    """Two models' per-example errors on the same test examples (lower is better): the
+    difference of the means with a paired-bootstrap 95% interval and two-sided p-value."""
+    ea = np.asarray(errors_a, dtype=float).ravel()
+    eb = np.asarray(errors_b, dtype=float).ravel()
+    if ea.shape != eb.shape or ea.size == 0:
+        raise ValueError("paired errors must be two equally long, non-empty sequences")
+    d = ea - eb
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    p = float(min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean())))
+    p = max(p, 1.0 / n_boot)
+    diff = float(d.mean())
+    # The interval may be lopsided; its larger side is the honest half-width.
+    half = float(max(hi - diff, diff - lo))
+    comp = Comparison(name_a, name_b, float(ea.mean()), float(eb.mean()), diff, half, "bootstrap", d.size,
+                      False, p, False, metric)
+    if lo <= 0 <= hi:  # the interval holds zero: a tie whatever the p-value's rounding says
+        comp.p_value = max(comp.p_value or 0.0, ALPHA)
+    return comp
+
+
+def compare_runs(name_a: str, name_b: str, *, seeds_a: Sequence[float], seeds_b: Sequence[float],
+                 correct_a=None, correct_b=None, metric: str = "test accuracy") -> Comparison:
+    """The rule in one call for classifiers: seed spread when both sides have several seeds,
+    otherwise McNemar on the (last seed's) paired predictions."""
+    if len(seeds_a) > 1 and len(seeds_b) > 1:
+        return compare_seeds(name_a, seeds_a, name_b, seeds_b, metric=metric)
+    if correct_a is None or correct_b is None:
+        raise ValueError("one seed: pass the paired test predictions (correct_a, correct_b)")
+    return compare_predictions(name_a, correct_a, name_b, correct_b, metric=metric)
+
+
+def accuracy_interval(accuracy: float, n: int) -> tuple[float, float]:
+    """Wilson 95% interval of an accuracy measured on ``n`` test examples."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    z2 = Z95 ** 2
+    centre = (accuracy + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * np.sqrt(accuracy * (1 - accuracy) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(centre - half), float(centre + half)
+
+
+def describe_accuracy(accuracy: float, n: int) -> str:
+    """'91.2% (95% interval 89.9–92.4%, 2000 test examples)'."""
+    lo, hi = accuracy_interval(accuracy, n)
+    return f"{pct(accuracy)} (95% interval {100 * lo:.1f}–{100 * hi:.1f}%, {n} test examples)"
+
+
+def bootstrap_interval(values, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of ``values`` (e.g. per-example errors)."""
+    v = np.asarray(values, dtype=float).ravel()
+    rng = np.random.default_rng(seed)
+    boots = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -79,45 +79,124 @@ def check_writable(folder: Path) -> str | None:
     return None
 
 
-def format_metric(key: str | None, value: Any) -> str:
-    """A short human form of a headline metric."""
-    if value is None or key is None:
-        return ""
-    if isinstance(value, float):
-        if "accuracy" in key and 0.0 <= value <= 1.0:
-            return f"{key} {value:.2%}"
-        return f"{key} {value:.4g}"
-    return f"{key} {value}"
-
-
 def task_status(results_dir: Path, task) -> dict:
     """What the last run of ``task`` left: status, mode, headline text, seconds."""
     data = read_json(Path(results_dir) / task.dirname / "metrics.json")
     if data is None:
         return {"status": "not run", "mode": "", "headline": "", "seconds": None}
-    headline = data.get("headline") or {}
+    headline = data.get("headline")
     return {
         "status": str(data.get("status", "unknown")),
         "mode": str(data.get("mode", "")),
-        "headline": format_metric(headline.get("key"), headline.get("value")),
+        "headline": headline if isinstance(headline, str) else "",
         "seconds": data.get("seconds"),
     }
 
 
 def write_summary(results_dir: Path, tasks) -> Path:
     """results/summary.md: every task's latest result, one table row each."""
+    def cell(text: object) -> str:  # a table cell never breaks the table
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
     lines = ["# Results summary", "",
              "| task | title | status | mode | dataset | headline | seconds |",
              "|---|---|---|---|---|---|---|"]
     for t in tasks:
-        data = read_json(Path(results_dir) / t.dirname / "metrics.json") or {}
+        folder = Path(results_dir) / t.dirname
+        data = read_json(folder / "metrics.json") or {}
         st = task_status(results_dir, t)
         seconds = f"{st['seconds']:.1f}" if isinstance(st["seconds"], (int, float)) else ""
-        datasets = data.get("dataset") or []
-        if isinstance(datasets, list):
-            datasets = ", ".join(datasets)
-        link = f"[{t.id}]({t.dirname}/analysis.md)" if data else t.id
-        lines.append(f"| {link} | {t.title} | {st['status']} | {st['mode']} | {datasets} | {st['headline']} | {seconds} |")
+        datasets = data.get("dataset_label") or ", ".join(data.get("dataset") or [])
+        link = f"[{t.id}]({t.dirname}/analysis.md)" if (folder / "analysis.md").exists() else t.id
+        lines.append(f"| {link} | {cell(t.title)} | {st['status']} | {st['mode']} | {cell(datasets)} | "
+                     f"{cell(st['headline'])} | {seconds} |")
     target = Path(results_dir) / "summary.md"
     write_text(target, "\n".join(lines) + "\n")
     return target
+
+
+# ------------------------------------------------------------------ stored task results
+# A task's Result dataclass is stored as result.json so that figures and the write-up can be
+# rebuilt without training (`main.py --redraw`). JSON, not pickle: readable, and loading it
+# runs no code. Arrays keep their dtype and shape; nested dataclasses and dict keys are
+# rebuilt from the type hints of the Result class.
+
+def encode_result(value: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode_result(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): encode_result(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode_result(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if type(value).__module__.startswith("torch"):
+        return encode_result(value.detach().cpu().numpy())
+    if hasattr(value, "item") and type(value).__module__ == "numpy":  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def decode_result(hint: Any, data: Any) -> Any:
+    """Rebuild a value of type ``hint`` (a dataclass, list[...], dict[...], ndarray...) from JSON."""
+    import dataclasses
+    import typing
+
+    if isinstance(data, dict) and "__ndarray__" in data:
+        import numpy as np
+
+        return np.asarray(data["__ndarray__"], dtype=data["dtype"])
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if data is None:
+            return None
+        for arg in args:
+            if arg is not type(None):
+                try:
+                    return decode_result(arg, data)
+                except (TypeError, ValueError, KeyError):
+                    continue
+        return data
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(data, dict):
+        hints = typing.get_type_hints(hint)
+        known = {f.name for f in dataclasses.fields(hint) if f.init}
+        return hint(**{k: decode_result(hints.get(k, Any), v) for k, v in data.items() if k in known})
+    if origin in (list, tuple) and isinstance(data, list):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return tuple(decode_result(a, v) for a, v in zip(args, data))
+        inner = args[0] if args else Any
+        out = [decode_result(inner, v) for v in data]
+        return tuple(out) if origin is tuple else out
+    if origin is dict and isinstance(data, dict):
+        k_type, v_type = args if args else (Any, Any)
+        return {_decode_key(k_type, k): decode_result(v_type, v) for k, v in data.items()}
+    if hint is float and isinstance(data, int):
+        return float(data)
+    return data
+
+
+def _decode_key(k_type: Any, key: str) -> Any:
+    if k_type is int:
+        return int(key)
+    if k_type is float:
+        return float(key)
+    return key
+
+
+def save_result(path: Path, result: Any) -> None:
+    """Write a task's Result dataclass as JSON (NaN and inf kept as JSON's NaN/Infinity)."""
+    write_text(path, json.dumps(encode_result(result), allow_nan=True) + "\n")
+
+
+def load_result(cls: type, path: Path) -> Any:
+    """The Result stored at ``path``, rebuilt as ``cls``; ValueError when it does not fit."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return decode_result(cls, data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"cannot read the stored result {path}: {exc}") from None

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import config
+from rich.markup import escape
+
 from utils.console import console
-from utils.results import format_metric, read_json, task_status, write_json, write_summary, write_text
+from utils.results import (load_result, read_json, save_result, task_status, write_json, write_summary,
+                           write_text)
 
 
 @dataclass
@@ -35,47 +39,55 @@ class Outcome:
     message: str = ""
 
 
-def _headline_value(metrics: dict, key: str | None):
-    value = metrics
-    for part in (key or "").split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value if isinstance(value, (int, float, str)) else None
+def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) -> Outcome:
+    """Run one task (measure → store result → draw → write_up); never raises.
 
-
-def run_task(task, settings: Settings) -> Outcome:
-    """Run one task; never raises (KeyboardInterrupt becomes status 'interrupted')."""
+    KeyboardInterrupt becomes status 'interrupted'; a task that leaves out a metrics key it
+    guarantees fails with a message naming the key.
+    """
+    from utils.context import RunContext, budget_row
     from utils.download import DataUnavailable
-    from utils.context import RunContext
-    from utils.provenance import configure_torch, hardware, limit_threads, pick_device, set_seed, versions
+    from utils.provenance import (code_version, configure_torch, hardware, limit_threads, peak_rss,
+                                  pick_device, reset_peak_rss, set_seed, versions)
 
     preset = config.get_preset(settings.mode, **settings.overrides)
-    console.rule(f"[bold]{task.id} {task.title}[/]  ({preset.name} mode, seed {settings.seed})")
+    console.rule(f"[bold]{task.id} {escape(task.title)}[/]  ({preset.name} mode, seed {settings.seed})")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    reset_peak_rss()  # peak_rss_mb is this task's own peak, not the process's so far
     ctx = None
     status, message = "failed", ""
+    budget, applied = {}, {}
     try:
         configure_torch()
         device = pick_device(settings.device)
         set_seed(settings.seed)
+        module = task.load()
+        budget, applied = budget_row(module.BUDGET, preset.name, settings.overrides)
         ctx = RunContext(task, preset, device, settings.seed, settings.results_dir, settings.data_dir,
-                         settings.dataset, settings.allow_fallback)
+                         settings.dataset, settings.allow_fallback, budget=budget, task_dirs=task_dirs)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         (ctx.out_dir / "error.log").unlink(missing_ok=True)  # a previous failure's traceback is stale now
-        console.print(f"  seed {settings.seed} · device {device} · results in {ctx.out_dir}")
+        # Mark the folder as in progress first: a run killed half-way is never taken for a finished one.
+        write_json(ctx.out_dir / "metrics.json", {"task": task.id, "title": task.title, "status": "running",
+                                                  "mode": preset.name, "seed": settings.seed, "started_at": started})
+        console.print(f"  seed {settings.seed} · device {device} · results in {escape(str(ctx.out_dir))}")
         if settings.dataset and not task.image_dataset:
             console.print(f"  [yellow]note:[/] task {task.id} has fixed data; --dataset is ignored")
-        if task.threads:
-            with limit_threads(task.threads):
-                task.fn(ctx)
-        else:
-            task.fn(ctx)
+        with limit_threads(task.threads) if task.threads else nullcontext():
+            result = module.measure(ctx)
+            save_result(ctx.out_dir / "result.json", result)
+            module.draw(ctx, result)
+            ctx.write_analysis(module.write_up(result))
+        missing = task.missing_metrics(ctx.metrics)
+        if missing:
+            raise ContractError(f"task {task.id} did not record the metrics it guarantees: {', '.join(missing)}")
         status = "done"
     except KeyboardInterrupt:
         status, message = "interrupted", "stopped by Ctrl-C; files saved so far are kept"
     except DataUnavailable as exc:
+        message = str(exc)
+    except ContractError as exc:
         message = str(exc)
     except ValueError as exc:
         if ctx is None:  # a bad --device or config value, before the task started
@@ -87,20 +99,24 @@ def run_task(task, settings: Settings) -> Outcome:
     seconds = time.perf_counter() - t0
     headline = ""
     if ctx is not None:
-        value = _headline_value(ctx.metrics, task.headline)
-        headline = format_metric(task.headline, value)
+        headline = task.headline_text(ctx.metrics) if status == "done" else ""
         record = {
             "task": task.id, "title": task.title, "status": status, "mode": preset.name,
             "seed": settings.seed, "device": str(ctx.device),
             "dataset": [d["name"] for d in ctx.datasets],
             "dataset_requested": [d["requested"] for d in ctx.datasets],
+            "dataset_label": ctx.dataset_label,
             "standin": any(d["standin"] for d in ctx.datasets),
             "data_notes": [d["note"] for d in ctx.datasets if d["note"]],
+            "dataset_option": settings.dataset,
             "seconds": round(seconds, 3), "started_at": started,
-            "headline": {"key": task.headline, "value": value},
+            "peak_rss_mb": round(peak_rss() / 2**20, 1),
+            "headline": headline,
             "figures": ctx.figures,
             "versions": versions(), "hardware": hardware(ctx.device),
+            "code_version": code_version(),
             "preset": {k: v for k, v in vars(preset).items()},
+            "budget": budget, "overrides": dict(settings.overrides), "overrides_applied": applied,
         }
         if message:
             record["error"] = message
@@ -108,11 +124,56 @@ def run_task(task, settings: Settings) -> Outcome:
         try:
             write_json(ctx.out_dir / "metrics.json", record)
         except OSError as exc:
-            status, message = "failed", f"could not write metrics.json: {exc}"
+            status = "failed"
+            message = (message + "; " if message else "") + f"also could not write metrics.json: {exc}"
     colour = {"done": "green", "interrupted": "yellow"}.get(status, "red")
-    console.print(f"  [{colour}]{status}[/] in {seconds:.1f}s" + (f" · {headline}" if headline else "")
-                  + (f"\n  [{colour}]{message}[/]" if message else ""))
+    console.print(f"  [{colour}]{status}[/] in {seconds:.1f}s" + (f" · {escape(headline)}" if headline else "")
+                  + (f"\n  [{colour}]{escape(message)}[/]" if message else ""))
     return Outcome(task, status, seconds, headline, message)
+
+
+class ContractError(Exception):
+    """A task broke its declared contract (a guaranteed metrics key is missing)."""
+
+
+def redraw_task(task, settings: Settings) -> Outcome:
+    """Re-make a finished task's figures and analysis from its stored result.json, without training."""
+    from utils.context import RunContext
+    from utils.provenance import pick_device
+
+    folder = Path(settings.results_dir) / task.dirname
+    metrics = read_json(folder / "metrics.json")
+    t0 = time.perf_counter()
+    if not metrics or metrics.get("status") != "done" or not (folder / "result.json").exists():
+        return Outcome(task, "failed", 0.0, "", f"task {task.id} has no finished run with a stored result "
+                       f"in {folder}; run it first")
+    try:
+        module = task.load()
+        result = load_result(module.Result, folder / "result.json")
+        preset = config.get_preset(metrics.get("mode") or settings.mode)
+        ctx = RunContext(task, preset, pick_device("cpu"), int(metrics.get("seed", settings.seed)),
+                         settings.results_dir, settings.data_dir, budget=metrics.get("budget") or {})
+        ctx.device = metrics.get("device", "cpu")
+        for name, requested, note in zip(metrics.get("dataset") or [], metrics.get("dataset_requested") or [],
+                                         _padded(metrics.get("data_notes"), len(metrics.get("dataset") or []))):
+            ctx.use_dataset(name, requested=requested, standin=name != requested, note=note)
+        module.draw(ctx, result)
+        ctx.write_analysis(module.write_up(result))
+        metrics["figures"] = sorted(set(metrics.get("figures") or []) | set(ctx.figures))
+        write_json(folder / "metrics.json", metrics)
+    except KeyboardInterrupt:
+        return Outcome(task, "interrupted", time.perf_counter() - t0, "", "stopped by Ctrl-C")
+    except Exception as exc:  # report, keep going with the next task
+        return Outcome(task, "failed", time.perf_counter() - t0, "", f"redraw failed: {type(exc).__name__}: {exc}")
+    seconds = time.perf_counter() - t0
+    console.print(f"[green]redrawn[/] {task.id} {escape(task.title)} in {seconds:.1f}s ({len(ctx.figures)} figures)")
+    return Outcome(task, "done", seconds, metrics.get("headline") if isinstance(metrics.get("headline"), str) else "",
+                   "redrawn from result.json")
+
+
+def _padded(values, n: int) -> list:
+    values = list(values or [])
+    return values + [""] * (n - len(values))
 
 
 def _save_traceback(ctx, exc: BaseException) -> str:
@@ -125,20 +186,39 @@ def _save_traceback(ctx, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def run_tasks(tasks, settings: Settings, stop_on_interrupt: bool = True) -> list[Outcome]:
-    """Run tasks in order; one failure never stops the others. Ctrl-C stops the batch."""
+def resume_reason(task, settings: Settings) -> str | None:
+    """Why --resume may skip ``task`` (its last run finished with these very settings and this
+    code), or None when it must run again."""
+    from utils.provenance import code_version
+
+    prev = read_json(Path(settings.results_dir) / task.dirname / "metrics.json") or {}
+    wanted = {"status": "done", "mode": settings.mode, "seed": settings.seed,
+              "dataset_option": settings.dataset, "overrides": dict(settings.overrides),
+              "code_version": code_version()}
+    if all(prev.get(k) == v for k, v in wanted.items()):
+        return f"already done with these settings in {settings.mode} mode (--resume)"
+    return None
+
+
+def run_tasks(tasks, settings: Settings, catalogue=(), stop_on_interrupt: bool = True) -> list[Outcome]:
+    """Run tasks in order; one failure never stops the others. Ctrl-C stops the batch.
+
+    ``catalogue``: every known task (for summary.md and for tasks that reuse another's results).
+    """
+    catalogue = list(catalogue) or list(tasks)
+    task_dirs = {t.id: t.dirname for t in catalogue}
     outcomes: list[Outcome] = []
     for i, task in enumerate(tasks):
         if settings.resume:
-            prev = read_json(Path(settings.results_dir) / task.dirname / "metrics.json") or {}
-            if prev.get("status") == "done" and prev.get("mode") == settings.mode:
+            reason = resume_reason(task, settings)
+            if reason:
                 outcomes.append(Outcome(task, "skipped", 0.0, task_status(settings.results_dir, task)["headline"],
-                                        "already done in this mode (--resume)"))
-                console.print(f"[dim]{task.id} {task.title}: skipped, already done in {settings.mode} mode (--resume)[/]")
+                                        reason))
+                console.print(f"[dim]{task.id} {escape(task.title)}: skipped, {reason}[/]")
                 continue
-        outcome = run_task(task, settings)
+        outcome = run_task(task, settings, task_dirs)
         outcomes.append(outcome)
-        _update_summary(settings)
+        update_summary(settings, catalogue)
         if outcome.status == "interrupted" and stop_on_interrupt:
             for rest in tasks[i + 1:]:
                 outcomes.append(Outcome(rest, "skipped", message="batch stopped by Ctrl-C"))
@@ -146,13 +226,11 @@ def run_tasks(tasks, settings: Settings, stop_on_interrupt: bool = True) -> list
     return outcomes
 
 
-def _update_summary(settings: Settings) -> None:
-    from experiments.registry import all_tasks
-
+def update_summary(settings: Settings, catalogue) -> None:
     try:
-        write_summary(settings.results_dir, all_tasks())
+        write_summary(settings.results_dir, catalogue)
     except OSError as exc:
-        console.print(f"  [red]could not write summary.md: {exc}[/]")
+        console.print(f"  [red]could not write summary.md: {escape(str(exc))}[/]")
 
 
 def print_summary(outcomes: list[Outcome]) -> None:
@@ -163,8 +241,8 @@ def print_summary(outcomes: list[Outcome]) -> None:
         table.add_column(col, justify="right" if col == "seconds" else "left")
     colours = {"done": "green", "failed": "red", "interrupted": "yellow", "skipped": "dim"}
     for o in outcomes:
-        table.add_row(o.task.id, o.task.title, f"[{colours.get(o.status, 'white')}]{o.status}[/]",
-                      f"{o.seconds:.1f}", o.headline)
+        table.add_row(o.task.id, escape(o.task.title), f"[{colours.get(o.status, 'white')}]{o.status}[/]",
+                      f"{o.seconds:.1f}", escape(o.headline or ""))
     console.print(table)
     total = sum(o.seconds for o in outcomes)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "failed", "interrupted", "skipped")}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -18,21 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.console import progress_bar
+from utils.history import History
 
-
-@dataclass
-class FitResult:
-    history: dict[str, list[float]] = field(default_factory=lambda: {
-        "train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [], "lr": [], "epoch_seconds": []})
-    status: str = "done"            # "done" | "early_stopped" | "diverged"
-    best_epoch: int | None = None   # 1-based epoch with the lowest monitored (validation) loss
-    stopped_epoch: int = 0          # last epoch that ran (1-based)
-    restored_best: bool = False     # True when the model ends with the best epoch's weights
-    seconds: float = 0.0
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
 
 
 def batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
@@ -76,11 +62,13 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         clip_grad_norm: float | None = None, augment: Callable | None = None,
         accuracy: bool = True, seed: int = 0, log: Callable | None = None,
         description: str = "training", eval_batch_size: int = 1000,
-        on_epoch_end: Callable | None = None) -> FitResult:
+        on_epoch_end: Callable | None = None) -> History:
     """Train ``model`` on in-memory tensors; return its history.
 
     patience: stop when validation loss has not improved by ``min_delta`` for this many
         epochs; with ``restore_best`` the best epoch's weights are copied back.
+    A run whose loss turns NaN/inf ends as ``diverged``; with ``restore_best`` it ends with
+    the best epoch's weights (when one was finite), never with the diverged ones.
     augment: a function applied to each whole training batch on the device.
     on_epoch_end(epoch, model, result): called after each epoch (e.g. gradient probes).
     """
@@ -88,8 +76,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     model.to(device)
     x_tr, y_tr = train
     gen = torch.Generator().manual_seed(seed)
-    result = FitResult()
-    hist = result.history
+    result = History()
+    hist = result
     best_loss, best_state, bad_epochs = math.inf, None, 0
     n_batches = math.ceil(len(x_tr) / batch_size)
     start = time.perf_counter()
@@ -121,39 +109,39 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                     correct += int((out.argmax(1) == yb).sum())
                 bar.advance(1, info=f"epoch {epoch} loss {loss_sum / seen:.4f}")
             if result.status == "diverged":
-                hist["train_loss"].append(float("nan"))
+                hist.train_loss.append(float("nan"))
                 result.stopped_epoch = epoch
                 if log:
                     log(f"  [red]diverged[/] at epoch {epoch}: the loss became NaN/inf")
                 break
-            hist["lr"].append(optimizer.param_groups[0]["lr"])
+            hist.lr.append(optimizer.param_groups[0]["lr"])
             if scheduler is not None and not scheduler_per_batch:
                 scheduler.step()
-            hist["train_loss"].append(loss_sum / max(seen, 1))
+            hist.train_loss.append(loss_sum / max(seen, 1))
             if accuracy:
-                hist["train_acc"].append(correct / max(seen, 1))
-            line = f"  epoch {epoch}/{epochs}  train loss {hist['train_loss'][-1]:.4f}"
+                hist.train_acc.append(correct / max(seen, 1))
+            line = f"  epoch {epoch}/{epochs}  train loss {hist.train_loss[-1]:.4f}"
             if accuracy:
-                line += f"  acc {hist['train_acc'][-1]:.3f}"
+                line += f"  acc {hist.train_acc[-1]:.3f}"
             if val is not None:
                 v_loss, v_acc = evaluate(model, val[0], val[1], loss_fn, eval_batch_size, device, accuracy)
-                hist["val_loss"].append(v_loss)
+                hist.val_loss.append(v_loss)
                 if accuracy:
-                    hist["val_acc"].append(v_acc)
+                    hist.val_acc.append(v_acc)
                 line += f"  val loss {v_loss:.4f}" + (f"  acc {v_acc:.3f}" if accuracy else "")
-            hist["epoch_seconds"].append(time.perf_counter() - t0)
+            hist.epoch_seconds.append(time.perf_counter() - t0)
             result.stopped_epoch = epoch
             if log:
-                log(line + f"  ({hist['epoch_seconds'][-1]:.1f}s)")
+                log(line + f"  ({hist.epoch_seconds[-1]:.1f}s)")
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model, result)
-            monitored = hist["val_loss"][-1] if val is not None else hist["train_loss"][-1]
+            monitored = hist.val_loss[-1] if val is not None else hist.train_loss[-1]
             if not math.isfinite(monitored):
                 result.status = "diverged"
                 break
             if monitored < best_loss - min_delta:
                 best_loss, bad_epochs, result.best_epoch = monitored, 0, epoch
-                if patience is not None and restore_best:
+                if restore_best:  # kept for early stopping, and for a later divergence
                     best_state = state_copy(model)
             else:
                 bad_epochs += 1
@@ -163,7 +151,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                         log(f"  early stop after epoch {epoch}: no improvement for {patience} epochs "
                             f"(best epoch {result.best_epoch})")
                     break
-    if best_state is not None and result.status != "diverged":
+    # Early stopping ends on the best epoch; so does a run that diverged after a good one.
+    if best_state is not None and (patience is not None or result.status == "diverged"):
         model.load_state_dict(best_state)
         result.restored_best = True
     result.seconds = time.perf_counter() - start
