@@ -11,6 +11,7 @@ task needs its own per-mode numbers, ``ctx.pick(tiny=..., quick=..., hybrid=...,
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -92,7 +93,14 @@ def get_preset(mode: str | None = None, **overrides: object) -> Preset:
         raise ConfigError(f"unknown config key(s) {', '.join(bad)}; known: {', '.join(k for k in known if k != 'name')}")
     values = {k: _coerce(known[k], v) for k, v in overrides.items()}
     for key, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0 and key != "val_fraction":
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value}")
+        if key == "val_fraction":
+            if not 0 < value < 1:
+                raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {value}")
+        elif value <= 0:
             raise ConfigError(f"{key} must be positive, got {value}")
     return dataclasses.replace(PRESETS[mode], **values)
 

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import config
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+def _terminated() -> bool:
+    from utils.runner import interrupted_by
+
+    return interrupted_by() == "SIGTERM"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -25,6 +31,23 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse's signature
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def seed_value(text: str) -> int:
+    """A seed NumPy and torch both accept: a whole number from 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {value}")
+    return value
+
+
+def folder_path(text: str) -> Path:
+    if not text.strip() or "\0" in text:
+        raise argparse.ArgumentTypeError("needs a folder name (an empty path would write into the current folder)")
+    return Path(text)
 
 
 def build_parser() -> ArgumentParser:
@@ -40,12 +63,13 @@ def build_parser() -> ArgumentParser:
                    default=None, help=f"budget preset (default {config.DEFAULT_MODE}, or $DL_MODE); tiny is a smoke test")
     p.add_argument("--device", type=str.lower, choices=["auto", "cpu", "cuda", "mps"], default="auto",
                    help="where torch runs (default auto: cuda, then mps, then cpu)")
-    p.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help=f"random seed (default {config.DEFAULT_SEED})")
+    p.add_argument("--seed", type=seed_value, default=config.DEFAULT_SEED,
+                   help=f"random seed, 0 to 2**32-1 (default {config.DEFAULT_SEED})")
     p.add_argument("--dataset", type=str.lower, choices=config.IMAGE_DATASETS, default=None,
                    help="image dataset for tasks that accept another one")
     p.add_argument("--no-fallback", action="store_true", help="fail instead of using an offline stand-in dataset")
-    p.add_argument("--results", type=Path, default=None, metavar="DIR", help="results folder (default results/)")
-    p.add_argument("--data", type=Path, default=None, metavar="DIR", help="data cache folder (default data/)")
+    p.add_argument("--results", type=folder_path, default=None, metavar="DIR", help="results folder (default results/)")
+    p.add_argument("--data", type=folder_path, default=None, metavar="DIR", help="data cache folder (default data/)")
     p.add_argument("--resume", action="store_true",
                    help="skip tasks already done with the same mode, seed, dataset, --set values and code")
     p.add_argument("--redraw", action="store_true",
@@ -284,9 +308,23 @@ class Menu:
             print_summary(outcomes)
 
 
+def _on_sigterm(signum, frame):
+    """SIGTERM is handled like Ctrl-C: the running task stops, files saved so far are kept."""
+    from utils.runner import Terminated
+
+    raise Terminated()
+
+
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # Ctrl-C outside a task (tasks handle their own)
+        code = main()
+        sys.exit(EXIT_TERMINATED if code == EXIT_INTERRUPTED and _terminated() else code)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside a task (tasks handle their own)
+        if type(exc).__name__ == "Terminated":
+            print("\nterminated", file=sys.stderr)
+            sys.exit(EXIT_TERMINATED)
         print("\ninterrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

@@ -9,6 +9,7 @@ used, unless the caller asked for strict data (``allow_fallback=False``).
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 import struct
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import config
-from utils.download import DataUnavailable, download, safe_extract_tar
+from rich.markup import escape
+
+from utils.download import DataUnavailable, download, extract_once, marker_ok, md5sum
 
 if TYPE_CHECKING:
     import torch
@@ -44,6 +47,10 @@ SOURCES = {
 }
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR_BATCH_MD5 = {  # the files inside the archive (the same sums torchvision checks)
+    "data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e"}
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 
@@ -115,6 +122,8 @@ def read_idx(path: Path) -> np.ndarray:
     if magic not in (2049, 2051):
         raise DataUnavailable(f"{path} is not an IDX file (magic {magic})")
     ndim = magic & 0xFF
+    if len(data) < 4 + 4 * ndim:
+        raise DataUnavailable(f"{path} is truncated: its header is shorter than {4 + 4 * ndim} bytes")
     dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -133,8 +142,14 @@ def _idx_set(name: str, folder: Path, source: str) -> RawImages:
     paths = [_find_idx(folder, stem) for stem in IDX_FILES]
     arrays = [read_idx(p) for p in paths]
     x_tr, y_tr, x_te, y_te = arrays
+    if x_tr.ndim != 3 or x_te.ndim != 3 or y_tr.ndim != 1 or y_te.ndim != 1:
+        raise DataUnavailable(f"{name} in {folder}: the files do not hold images and labels")
     if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
         raise DataUnavailable(f"{name} in {folder}: image and label counts differ")
+    if name in SOURCES:  # files on disk are checked too: a differing md5 is reported, not hidden
+        odd = [p.name for p, md5 in zip(paths, SOURCES[name][1]) if p.suffix == ".gz" and md5sum(p) != md5]
+        if odd:
+            source += f" (md5 of {', '.join(odd)} differs from the official files; contents validated)"
     classes = FASHION_CLASSES if name == "fashion-mnist" else MNIST_CLASSES
     return RawImages(name, x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), classes, source)
 
@@ -181,9 +196,13 @@ def load_raw(name: str, data_dir: str) -> RawImages:
     if name == "digits":
         return _digits_28()
     if name in SOURCES:
-        for folder in _idx_folders(name, data_dir_p):
+        problems = []
+        for folder in _idx_folders(name, data_dir_p):  # a broken copy never hides a good one
             if all(_find_idx(folder, s) for s in IDX_FILES):
-                return _idx_set(name, folder, str(folder))
+                try:
+                    return _idx_set(name, folder, str(folder))
+                except DataUnavailable as exc:
+                    problems.append(str(exc))
         base, sums = SOURCES[name]
         target = data_dir_p / name
 
@@ -195,7 +214,8 @@ def load_raw(name: str, data_dir: str) -> RawImages:
             _fetch_or_fail((name, data_dir), fetch)
         except DataUnavailable as exc:
             looked = ", ".join(str(f) for f in _idx_folders(name, data_dir_p))
-            raise DataUnavailable(f"{name} not available: {exc}. Looked in {looked}. "
+            found = f" Found but unreadable: {'; '.join(problems)}." if problems else ""
+            raise DataUnavailable(f"{name} not available: {exc}. Looked in {looked}.{found} "
                                   f"To use it: {_how_to_supply(name, data_dir_p)}.") from None
         return _idx_set(name, target, base)
     if name == "cifar10":
@@ -203,24 +223,44 @@ def load_raw(name: str, data_dir: str) -> RawImages:
     raise DataUnavailable(f"unknown image dataset {name!r}; choose one of {', '.join(IMAGE_DATASETS)}")
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR's batch files (dicts of bytes, lists and NumPy arrays) and nothing else:
+    no other global can be loaded, so a crafted file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
 def _cifar10(data_dir: Path) -> RawImages:
     folder = data_dir / "cifar10"
     batches = folder / "cifar-10-batches-py"
-    if not (batches / "test_batch").exists():
-        archive = folder / "cifar-10-python.tar.gz"
+    archive = folder / "cifar-10-python.tar.gz"
+    complete = batches.is_dir() and (marker_ok(batches, CIFAR_MD5) or all(
+        (batches / f).is_file() and md5sum(batches / f) == md5 for f, md5 in CIFAR_BATCH_MD5.items()))
+    if not complete:
         try:
             _fetch_or_fail(("cifar10", str(data_dir)), lambda: download(CIFAR_URL, archive, CIFAR_MD5))
+            batches = extract_once(archive, folder, "cifar-10-batches-py", CIFAR_MD5)
         except DataUnavailable as exc:
-            raise DataUnavailable(f"cifar10 not available: {exc}. Looked in {folder}. "
+            state = " (the extracted folder there is incomplete or differs from the official files)" \
+                if batches.exists() else ""
+            raise DataUnavailable(f"cifar10 not available: {exc}. Looked in {folder}{state}. "
                                   f"To use it: {_how_to_supply('cifar10', data_dir)}.") from None
-        safe_extract_tar(archive, folder)
 
     def read(batch: str):
-        # The archive's md5 was verified before extraction, so unpickling it is trusted input.
-        with open(batches / batch, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
-        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return x, np.asarray(d[b"labels"], dtype=np.int64)
+        try:
+            with open(batches / batch, "rb") as fh:
+                d = _ArrayUnpickler(io.BytesIO(fh.read()), encoding="bytes").load()
+            x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            return x, np.asarray(d[b"labels"], dtype=np.int64)
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as exc:
+            raise DataUnavailable(f"cifar10: cannot read {batches / batch}: {exc}") from None
 
     parts = [read(f"data_batch_{i}") for i in range(1, 6)]
     x_te, y_te = read("test_batch")
@@ -315,7 +355,7 @@ def load_images(name: str, *, data_dir: Path | None = None, allow_fallback: bool
             raise
         standin = True
         note = f"{name} unavailable, using stand-in {raw.name} ({raw.source})"
-        log(f"[yellow]data:[/] {exc}")
+        log(f"[yellow]data:[/] {escape(str(exc))}")
         log(f"[yellow]data:[/] using the offline stand-in [bold]{raw.name}[/] for {name}; "
             f"figures and metrics.json say so. Pass --no-fallback to fail instead.")
         if name == "cifar10" and raw.x_train.ndim == 3:
@@ -380,9 +420,14 @@ def _read_imdb(root: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray
     for split in ("train", "test"):
         texts, labels = [], []
         for lab, sub in ((1, "pos"), (0, "neg")):
-            for f in sorted((root / split / sub).glob("*.txt")):
-                texts.append(f.read_text(encoding="utf-8", errors="replace").replace("<br />", " "))
-                labels.append(lab)
+            files = sorted((root / split / sub).glob("*.txt"))
+            if not files:
+                raise DataUnavailable(f"imdb: {root / split / sub} holds no reviews (an incomplete extraction?)")
+            try:
+                texts += [f.read_text(encoding="utf-8", errors="replace").replace("<br />", " ") for f in files]
+            except OSError as exc:
+                raise DataUnavailable(f"imdb: cannot read a review in {root / split / sub}: {exc}") from None
+            labels += [lab] * len(files)
         out += [texts, np.asarray(labels, dtype=np.int64)]
     return tuple(out)
 
@@ -394,20 +439,22 @@ def load_imdb(*, data_dir: Path | None = None, allow_fallback: bool = True, seed
     folder = data_dir / "imdb"
     root = folder / "aclImdb"
     try:
-        if not (root / "test" / "neg").is_dir():
+        if not marker_ok(root, IMDB_MD5):  # a folder without the marker may be half extracted
             archive = folder / "aclImdb_v1.tar.gz"
             try:
                 _fetch_or_fail(("imdb", str(data_dir)), lambda: download(IMDB_URL, archive, IMDB_MD5))
             except DataUnavailable as exc:
-                raise DataUnavailable(f"imdb not available: {exc}. Looked in {folder}. "
+                state = " (the folder aclImdb there was not extracted by this program and is not used)" \
+                    if root.exists() else ""
+                raise DataUnavailable(f"imdb not available: {exc}. Looked in {folder}{state}. "
                                       f"To use it: {_how_to_supply('imdb', data_dir)}.") from None
-            safe_extract_tar(archive, folder)
+            root = extract_once(archive, folder, "aclImdb", IMDB_MD5)
         tr_x, tr_y, te_x, te_y = _read_imdb(root)
         return TextData("imdb", "imdb", False, f"real imdb from {root}", tr_x, tr_y, te_x, te_y)
     except DataUnavailable as exc:
         if not allow_fallback:
             raise DataUnavailable(f"{exc} (strict data was asked for with --no-fallback)") from None
-        log(f"[yellow]data:[/] {exc}")
+        log(f"[yellow]data:[/] {escape(str(exc))}")
         log("[yellow]data:[/] using the generated sentiment corpus as the offline stand-in for imdb.")
         tr_x, tr_y = synthetic_reviews(4000, seed=seed)
         te_x, te_y = synthetic_reviews(1000, seed=seed + 1)

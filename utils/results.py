@@ -15,12 +15,25 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+TEMP_PREFIX = ".partial-"  # names of our own temporaries (only these are ever cleaned up)
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporaries that a killed run left in ``folder`` (only files named by atomic_path)."""
+    removed = 0
+    for path in Path(folder).glob(f"{TEMP_PREFIX}*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextmanager
 def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix or target.suffix, dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.stem}.", suffix=suffix or target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -93,12 +106,23 @@ def task_status(results_dir: Path, task) -> dict:
     }
 
 
+SUMMARY_HEAD = "# Results summary"
+
+
 def write_summary(results_dir: Path, tasks) -> Path:
     """results/summary.md: every task's latest result, one table row each."""
     def cell(text: object) -> str:  # a table cell never breaks the table
         return str(text).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["# Results summary", "",
+    target = Path(results_dir) / "summary.md"
+    if target.exists():
+        try:
+            ours = target.read_text(encoding="utf-8", errors="replace").startswith(SUMMARY_HEAD)
+        except OSError:
+            ours = False
+        if not ours:
+            raise OSError(f"{target} exists and was not written by this program; it is left as it is")
+    lines = [SUMMARY_HEAD, "", "<!-- written by main.py after every run -->", "",
              "| task | title | status | mode | dataset | headline | seconds |",
              "|---|---|---|---|---|---|---|"]
     for t in tasks:
@@ -110,7 +134,6 @@ def write_summary(results_dir: Path, tasks) -> Path:
         link = f"[{t.id}]({t.dirname}/analysis.md)" if (folder / "analysis.md").exists() else t.id
         lines.append(f"| {link} | {cell(t.title)} | {st['status']} | {st['mode']} | {cell(datasets)} | "
                      f"{cell(st['headline'])} | {seconds} |")
-    target = Path(results_dir) / "summary.md"
     write_text(target, "\n".join(lines) + "\n")
     return target
 

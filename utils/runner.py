@@ -12,8 +12,20 @@ import config
 from rich.markup import escape
 
 from utils.console import console
-from utils.results import (load_result, read_json, save_result, task_status, write_json, write_summary,
+from utils.results import (load_result, remove_stale_temporaries, read_json, save_result, task_status, write_json, write_summary,
                            write_text)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (main.py turns it into this): stops the running task like Ctrl-C."""
+
+
+_last_interrupt = ""
+
+
+def interrupted_by() -> str:
+    """"SIGTERM", "Ctrl-C", or "" when no task was interrupted in this process."""
+    return _last_interrupt
 
 
 @dataclass
@@ -45,6 +57,7 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
     KeyboardInterrupt becomes status 'interrupted'; a task that leaves out a metrics key it
     guarantees fails with a message naming the key.
     """
+    global _last_interrupt
     from utils.context import RunContext, budget_row
     from utils.download import DataUnavailable
     from utils.provenance import (code_version, configure_torch, hardware, limit_threads, peak_rss,
@@ -68,6 +81,7 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
                          settings.dataset, settings.allow_fallback, budget=budget, task_dirs=task_dirs)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         (ctx.out_dir / "error.log").unlink(missing_ok=True)  # a previous failure's traceback is stale now
+        remove_stale_temporaries(ctx.out_dir)  # left by a run killed while saving
         # Mark the folder as in progress first: a run killed half-way is never taken for a finished one.
         write_json(ctx.out_dir / "metrics.json", {"task": task.id, "title": task.title, "status": "running",
                                                   "mode": preset.name, "seed": settings.seed, "started_at": started})
@@ -83,8 +97,9 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
         if missing:
             raise ContractError(f"task {task.id} did not record the metrics it guarantees: {', '.join(missing)}")
         status = "done"
-    except KeyboardInterrupt:
-        status, message = "interrupted", "stopped by Ctrl-C; files saved so far are kept"
+    except KeyboardInterrupt as exc:
+        _last_interrupt = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+        status, message = "interrupted", f"stopped by {_last_interrupt}; files saved so far are kept"
     except DataUnavailable as exc:
         message = str(exc)
     except ContractError as exc:

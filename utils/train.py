@@ -87,6 +87,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
             for idx in batches(len(x_tr), batch_size, True, gen):
+                if len(idx) == 1 and len(x_tr) > 1:
+                    continue  # batch norm cannot train on one example; it is in another batch next epoch
                 xb = x_tr[idx].to(device, non_blocking=True)
                 yb = y_tr[idx].to(device, non_blocking=True)
                 if augment is not None:

@@ -102,6 +102,78 @@ def test_synthetic_reviews_labels_follow_the_rule():
         assert (score > 0) == bool(label)
 
 
+def test_idx_with_a_short_header_is_a_clear_data_error(tmp_path):
+    path = tmp_path / "short-idx3-ubyte"
+    path.write_bytes(struct.pack(">I", 2051) + b"\x00\x00\x00\x02")   # 3 dims promised, 1 given
+    with pytest.raises(DataUnavailable, match="truncated"):
+        data_mod.read_idx(path)
+
+
+def test_a_corrupt_copy_in_data_does_not_hide_the_system_copy(tmp_path, monkeypatch):
+    good = tmp_path / "system"
+    make_mnist_folder(good)
+    bad = tmp_path / "data" / "fashion-mnist"
+    make_mnist_folder(bad)
+    (bad / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    monkeypatch.setattr(data_mod.config, "SYSTEM_FASHION_MNIST", good)
+    data_mod.load_raw.cache_clear()
+    raw = data_mod.load_raw("fashion-mnist", str(tmp_path / "data"))
+    data_mod.load_raw.cache_clear()
+    assert raw.source.startswith(str(good)) and raw.x_train.shape == (50, 28, 28)
+
+
+def test_files_on_disk_are_md5_checked_and_the_difference_reported(tmp_path):
+    make_mnist_folder(tmp_path / "data" / "mnist")       # valid IDX files, not the official ones
+    data_mod.load_raw.cache_clear()
+    raw = data_mod.load_raw("mnist", str(tmp_path / "data"))
+    data_mod.load_raw.cache_clear()
+    assert "differs from the official files" in raw.source and raw.x_train.shape == (50, 28, 28)
+
+
+def _pickle_batch(path, n, label):
+    import pickle
+
+    with open(path, "wb") as fh:
+        pickle.dump({b"data": np.full((n, 3072), label, np.uint8), b"labels": [label] * n}, fh)
+
+
+def test_half_extracted_cifar_falls_back_instead_of_failing_forever(tmp_path):
+    batches = tmp_path / "cifar10" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    _pickle_batch(batches / "test_batch", 4, 1)          # only the test batch: a killed extraction
+    data_mod.load_raw.cache_clear()
+    data_mod._failed_downloads.clear()
+    with pytest.raises(DataUnavailable, match="incomplete"):
+        data_mod.load_raw("cifar10", str(tmp_path))
+    ds = data_mod.load_images("cifar10", data_dir=tmp_path, log=lambda m: None)
+    assert ds.standin and ds.shape == (3, 32, 32)
+
+
+def test_cifar_batches_are_read_without_running_pickled_code(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil_batch"
+    path.write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        data_mod._ArrayUnpickler(open(path, "rb"), encoding="bytes").load()
+
+
+def test_empty_imdb_folders_are_not_taken_for_real_imdb(tmp_path):
+    root = tmp_path / "imdb" / "aclImdb"
+    for split in ("train", "test"):
+        for sub in ("pos", "neg"):
+            (root / split / sub).mkdir(parents=True)
+    (root / "train" / "pos" / "1_9.txt").write_text("great")
+    d = data_mod.load_imdb(data_dir=tmp_path, log=lambda m: None)
+    assert d.standin and d.name != "imdb"
+    with pytest.raises(DataUnavailable, match="not extracted by this program"):
+        data_mod.load_imdb(data_dir=tmp_path, allow_fallback=False, log=lambda m: None)
+
+
 def test_imdb_standin_when_offline(tmp_path):
     d = data_mod.load_imdb(data_dir=tmp_path, log=lambda m: None)
     assert d.standin and d.name == "synthetic-reviews" and len(d.train_texts) == len(d.train_labels)
@@ -140,9 +212,59 @@ def test_download_verifies_and_caches(server, tmp_path):
     n = len(hits)
     download(f"{base}/f.bin", dest, md5)           # cached: no second request
     assert len(hits) == n
-    dest.write_bytes(b"corrupt")                    # a corrupt cache is fetched again
+    dest.write_bytes(b"corrupt")                    # a mismatched local copy: fetched again, kept aside
     download(f"{base}/f.bin", dest, md5)
     assert dest.read_bytes() == payload and len(hits) == n + 1
+    aside = list(dest.parent.glob("f.bin.mismatch-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"corrupt"
+
+
+def test_a_mismatched_local_file_is_never_deleted_when_offline(tmp_path, monkeypatch):
+    """Issue: a user's re-compressed archive was deleted before the program knew it could fetch one."""
+    monkeypatch.setenv("DL_OFFLINE", "1")
+    dest = tmp_path / "train-images-idx3-ubyte.gz"
+    dest.write_bytes(b"user's own copy")
+    with pytest.raises(DataUnavailable, match="left as it is"):
+        download("http://127.0.0.1:9/x.gz", dest, "0" * 32)
+    assert dest.read_bytes() == b"user's own copy"
+    monkeypatch.delenv("DL_OFFLINE")
+    with pytest.raises(DataUnavailable):             # unreachable server: still untouched
+        download("http://127.0.0.1:9/x.gz", dest, "0" * 32, timeout=2)
+    assert dest.read_bytes() == b"user's own copy" and sorted(p.name for p in tmp_path.iterdir()) == [dest.name]
+
+
+def test_a_wrong_download_never_replaces_the_local_file(server, tmp_path):
+    root, base, _ = server
+    (root / "h.bin").write_bytes(b"served but wrong")
+    dest = tmp_path / "cache" / "h.bin"
+    dest.parent.mkdir()
+    dest.write_bytes(b"local")
+    with pytest.raises(ChecksumError, match="left as it is"):
+        download(f"{base}/h.bin", dest, "0" * 32)
+    assert dest.read_bytes() == b"local" and [p.name for p in dest.parent.iterdir()] == ["h.bin"]
+
+
+def test_an_http_protocol_error_is_a_clean_data_error(tmp_path, monkeypatch):
+    import http.client
+
+    monkeypatch.delenv("DL_OFFLINE", raising=False)
+
+    def broken(*a, **k):
+        raise http.client.RemoteDisconnected("server closed the connection")
+
+    monkeypatch.setattr("urllib.request.urlopen", broken)
+    with pytest.raises(DataUnavailable, match="could not download"):
+        download("http://example.invalid/x", tmp_path / "x")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", ""])
+def test_a_bad_timeout_setting_falls_back_to_the_default(value, monkeypatch):
+    from utils.download import DEFAULT_TIMEOUT, connect_timeout
+
+    monkeypatch.setenv("DL_DOWNLOAD_TIMEOUT", value)
+    assert connect_timeout() == DEFAULT_TIMEOUT
+    monkeypatch.setenv("DL_DOWNLOAD_TIMEOUT", "2.5")
+    assert connect_timeout() == 2.5
 
 
 def test_download_checksum_mismatch_leaves_no_file(server, tmp_path):
@@ -208,6 +330,27 @@ def test_safe_extract_rejects_escapes(tmp_path, member):
     with pytest.raises(UnsafeArchive):
         safe_extract_tar(tmp_path / "bad.tar.gz", tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()
+
+
+def test_a_refused_archive_leaves_no_partial_files(tmp_path):
+    make_tar(tmp_path / "mixed.tar.gz", [("ok/a.txt", b"fine", None), ("../evil.txt", b"x", None)])
+    with pytest.raises(UnsafeArchive):
+        safe_extract_tar(tmp_path / "mixed.tar.gz", tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*")) and not (tmp_path / "evil.txt").exists()
+
+
+def test_extract_once_marks_complete_folders_and_sets_half_extracted_ones_aside(tmp_path):
+    from utils.download import extract_once, marker_ok
+
+    make_tar(tmp_path / "a.tar.gz", [("top/x.txt", b"x", None)])
+    half = tmp_path / "top"
+    half.mkdir()
+    (half / "partial.txt").write_text("left by a killed run")
+    out = extract_once(tmp_path / "a.tar.gz", tmp_path, "top", "md5-of-a")
+    assert out == half and (out / "x.txt").read_text() == "x" and marker_ok(out, "md5-of-a")
+    assert (tmp_path / "top.incomplete" / "partial.txt").exists()   # set aside, not deleted
+    assert not marker_ok(out, "another-md5")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".extract-")]
 
 
 def test_corrupt_archive_is_reported(tmp_path):

@@ -1,0 +1,93 @@
+"""The comparison rule: ties are ties, clear wins are named, with the right statistic."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utils.report import (accuracy_interval, bootstrap_interval, compare_errors, compare_predictions,
+                          compare_runs, compare_seeds, describe_accuracy, mcnemar_p)
+
+
+def paired(n, acc_a, acc_b, overlap_seed=0):
+    rng = np.random.default_rng(overlap_seed)
+    return rng.random(n) < acc_a, rng.random(n) < acc_b
+
+
+def test_mcnemar_matches_the_exact_binomial():
+    # 10 discordant pairs split 9:1 -> two-sided exact p = 2 * P(X <= 1 | n=10, 1/2) = 22/1024
+    assert mcnemar_p(9, 1) == pytest.approx(22 / 1024, rel=1e-9)
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(5, 5) == pytest.approx(1.0)
+
+
+def test_identical_predictions_are_a_tie():
+    a = np.array([True] * 90 + [False] * 10)
+    c = compare_predictions("A", a, "B", a.copy())
+    assert c.winner is None and c.diff == 0 and c.p_value == 1.0
+    assert "No measurable difference" in c.sentence() and "tie" in c.verdict()
+
+
+def test_small_gap_on_few_examples_is_a_tie():
+    a = np.array([True] * 330 + [False] * 30)          # 91.7% of 360
+    b = a.copy()
+    b[:3] = False                                      # 90.8%: 3 images of 360
+    c = compare_predictions("A", a, "B", b)
+    assert c.winner is None and c.n == 360
+    assert "beats" not in c.sentence() and "360 test examples" in c.sentence()
+
+
+def test_clear_gap_on_many_examples_names_the_winner():
+    a, b = paired(2000, 0.92, 0.80)
+    c = compare_predictions("CNN", a, "MLP", b)
+    assert c.winner == "CNN" and c.loser == "MLP" and c.p_value < 1e-6
+    assert c.sentence().startswith("CNN beats MLP") and c.verdict() == "CNN beats MLP"
+    # the interval half-width is the paired Wald one: 1.96 * sqrt(b + c - (b - c)^2 / n) / n
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    expected = 1.959964 * np.sqrt(only_a + only_b - (only_a - only_b) ** 2 / 2000) / 2000
+    assert c.half_width == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_loser_named_first_still_loses():
+    a, b = paired(2000, 0.70, 0.90, 1)
+    c = compare_predictions("A", a, "B", b)
+    assert c.winner == "B" and c.diff < 0
+
+
+def test_seed_rule_uses_the_spread():
+    assert compare_seeds("A", [0.90, 0.91, 0.92], "B", [0.80, 0.81, 0.79]).winner == "A"
+    tie = compare_seeds("A", [0.90, 0.93, 0.87], "B", [0.89, 0.92, 0.86])
+    assert tie.winner is None and "seed spread" in tie.sentence()
+    lower = compare_seeds("A", [1.0, 1.1], "B", [2.0, 2.1], higher_is_better=False, percent=False, metric="MSE")
+    assert lower.winner == "A"
+    with pytest.raises(ValueError):
+        compare_seeds("A", [0.9], "B", [0.8])
+
+
+def test_compare_runs_picks_the_statistic():
+    a, b = paired(500, 0.95, 0.60, 2)
+    assert compare_runs("A", "B", seeds_a=[0.95], seeds_b=[0.6], correct_a=a, correct_b=b).method == "mcnemar"
+    assert compare_runs("A", "B", seeds_a=[0.9, 0.91], seeds_b=[0.8, 0.81]).method == "seeds"
+    with pytest.raises(ValueError):
+        compare_runs("A", "B", seeds_a=[0.9], seeds_b=[0.8])
+
+
+def test_errors_paired_bootstrap():
+    rng = np.random.default_rng(3)
+    base = rng.random(400)
+    clear = compare_errors("model", base * 0.5, "baseline", base)
+    assert clear.winner == "model" and not clear.percent
+    noise = rng.normal(0, 1e-3, 400)
+    tie = compare_errors("model", base + noise, "baseline", base)
+    assert tie.winner is None and "No measurable difference" in tie.sentence()
+
+
+def test_accuracy_interval_is_wilson():
+    lo, hi = accuracy_interval(0.9, 100)
+    assert lo == pytest.approx(0.8256, abs=1e-3) and hi == pytest.approx(0.9448, abs=1e-3)
+    assert describe_accuracy(0.9, 100).startswith("90.0% (95% interval 82.6–94.5%, 100 test examples)")
+
+
+def test_bootstrap_interval_covers_the_mean():
+    values = np.random.default_rng(0).normal(5.0, 1.0, 1000)
+    lo, hi = bootstrap_interval(values)
+    assert lo < values.mean() < hi and hi - lo < 0.2
