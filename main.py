@@ -206,6 +206,8 @@ class Menu:
         return line.strip()
 
     def loop(self) -> int:
+        if hasattr(sys.stdin, "reconfigure"):  # undecodable bytes become U+FFFD, not a crash
+            sys.stdin.reconfigure(errors="replace")
         try:
             while True:
                 self.show()

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(args, stdin: str | None = None, timeout=120, env_extra=None):
+def run(args, stdin: str | None = None, timeout=180, env_extra=None):
     env = dict(os.environ, DL_OFFLINE="1", COLUMNS="120")
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, input=stdin, capture_output=True,
@@ -25,7 +28,13 @@ def run(args, stdin: str | None = None, timeout=120, env_extra=None):
     (["9.9"], "unknown task id '9.9'"),
     (["12"], "no section '12'"),
     (["--mode", "turbo"], "invalid choice: 'turbo'"),
-    (["--seed", "abc"], "invalid int value"),
+    (["--seed", "abc"], "must be a whole number"),
+    (["--seed", "-1"], "must be between 0 and"),
+    (["--seed", "4294967296"], "must be between 0 and"),
+    (["--results", ""], "needs a folder name"),
+    (["--set", "val_fraction=nan", "3.1"], "must be a finite number"),
+    (["--set", "val_fraction=1.5", "3.1"], "between 0 and 1"),
+    (["--set", "val_fraction=-0.2", "3.1"], "between 0 and 1"),
     (["--device", "tpu"], "invalid choice"),
     (["--dataset", "imagenet"], "invalid choice"),
     (["--set", "epoch=3", "3.1"], "unknown config key(s) epoch"),
@@ -40,13 +49,16 @@ def test_bad_input_is_one_line_exit_2(args, needle):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_missing_gpu_is_a_usage_error():
+def test_device_choice_is_honoured_or_refused(tmp_path):
+    """Without CUDA, --device cuda is a usage error; with CUDA, a task really runs there."""
     import torch
 
+    r = run(["3.1", "--device", "cuda", "--mode", "tiny", "--results", str(tmp_path)])
     if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA, so --device cuda is valid")
-    r = run(["3.1", "--device", "cuda"])
-    assert r.returncode == 2 and "no CUDA GPU" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 0, r.stdout[-2000:]
+        assert json.loads(next(tmp_path.glob("3.1_*/metrics.json")).read_text())["device"].startswith("cuda")
+    else:
+        assert r.returncode == 2 and "no CUDA GPU" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_unwritable_results_folder(tmp_path):
@@ -64,10 +76,14 @@ def test_list_shows_ids_titles_datasets(tmp_path):
 
 
 def test_menu_import_is_light():
-    code = ("import sys, main, experiments; experiments.load_all(); "
-            "heavy = [m for m in ('torch', 'matplotlib', 'sklearn', 'scipy') if m in sys.modules]; print(heavy)")
+    code = ("import sys, time; t = time.perf_counter(); import main; from experiments.registry import all_tasks; "
+            "n = len(all_tasks()); dt = time.perf_counter() - t; "
+            "heavy = [m for m in ('torch', 'matplotlib', 'sklearn', 'scipy', 'numpy') if m in sys.modules]; "
+            "print(heavy, n)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.stdout.strip() == "[]", r.stdout + r.stderr
+    heavy, n = r.stdout.strip().rsplit(" ", 1)
+    assert heavy == "[]", r.stdout + r.stderr
+    assert int(n) >= 38
 
 
 def test_menu_eof_exits_zero(tmp_path):
@@ -81,7 +97,8 @@ def test_menu_bad_keys_reprompt_then_run_a_task_from_a_section(tmp_path):
     r = run(["--mode", "tiny", "--results", str(tmp_path)], stdin="zz\n7.7\n3\n99\n1\nb\nq\n")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("unknown task id") >= 2
-    assert "done" in r.stdout and "bye" in r.stdout
+    after = r.stdout.split("done in", 1)[1]              # the section table redrawn after the run
+    assert re.search(r"3\.1 .*done .*tiny", after) and "bye" in r.stdout
     metrics = json.loads((tmp_path / "3.1_polynomial_regression_under_and_over_fitting" / "metrics.json").read_text())
     assert metrics["status"] == "done" and metrics["mode"] == "tiny"
 
@@ -101,12 +118,15 @@ def test_batch_run_summary_and_metrics_provenance(tmp_path):
         assert key in m
     assert m["seed"] == 7 and m["mode"] == "tiny" and 0 <= m["test_accuracy"] <= 1
     assert (tmp_path / "summary.md").read_text().count("| done |") == 2
-    # --resume skips what is already done in this mode
+    # --resume skips what is already done with the same settings, and only that
     first = json.loads(next(tmp_path.glob("3.1_*/metrics.json")).read_text())
     r2 = run(["3.1", "--mode", "tiny", "--results", str(tmp_path), "--seed", "7", "--resume"])
     assert r2.returncode == 0 and "skipped" in r2.stdout
     again = json.loads(next(tmp_path.glob("3.1_*/metrics.json")).read_text())
     assert again["started_at"] == first["started_at"]
+    r3 = run(["3.1", "--mode", "tiny", "--results", str(tmp_path), "--seed", "8", "--resume"])
+    assert r3.returncode == 0 and "skipped" not in r3.stdout
+    assert json.loads(next(tmp_path.glob("3.1_*/metrics.json")).read_text())["seed"] == 8
 
 
 def test_no_fallback_fails_cleanly(tmp_path):
@@ -118,46 +138,111 @@ def test_no_fallback_fails_cleanly(tmp_path):
     assert m["status"] == "failed" and "mnist not available" in m["error"]
 
 
-def _start(args, tmp_path, stdin=None):
-    env = dict(os.environ, DL_OFFLINE="1", PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "main.py", *args, "--results", str(tmp_path)], cwd=ROOT,
-                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+class Proc:
+    """A main.py subprocess whose output is read by a thread, so waits have real deadlines."""
+
+    def __init__(self, args, tmp_path, stdin=False):
+        env = dict(os.environ, DL_OFFLINE="1", PYTHONUNBUFFERED="1")
+        self.p = subprocess.Popen([sys.executable, "main.py", *args, "--results", str(tmp_path)], cwd=ROOT,
+                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.p.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, needle, timeout=180):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.time()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+            if needle in line:
+                return
+        raise AssertionError(f"{needle!r} never appeared:\n{''.join(self.seen)}")
+
+    def send(self, text):
+        self.p.stdin.write(text)
+        self.p.stdin.flush()
+
+    def finish(self, timeout=60):
+        self.p.wait(timeout=timeout)
+        while (line := self.lines.get(timeout=10)) is not None:
+            self.seen.append(line)
+        return "".join(self.seen), self.p.stderr.read()
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(timeout=30)
 
 
-def _wait_for(proc, needle, timeout=120):
-    seen = []
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return seen
-    raise AssertionError(f"{needle!r} never appeared:\n{''.join(seen)}")
+@pytest.fixture
+def proc_factory():
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(Proc(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for p in started:  # never leave training running, whatever the test did
+        p.kill()
 
 
-def test_ctrl_c_during_batch_task_marks_it_interrupted(tmp_path):
-    proc = _start(["3.5", "3.1", "--mode", "quick"], tmp_path)
-    _wait_for(proc, "epoch 2/")
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+def test_ctrl_c_during_batch_task_marks_it_interrupted(tmp_path, proc_factory):
+    proc = proc_factory(["3.5", "3.1", "--mode", "quick"], tmp_path)
+    proc.wait_for("epoch 2/")
+    proc.p.send_signal(signal.SIGINT)
+    out, err = proc.finish()
+    assert proc.p.returncode == 130
     assert "Traceback" not in out + err and "interrupted" in out
     m = json.loads(next(tmp_path.glob("3.5_*/metrics.json")).read_text())
     assert m["status"] == "interrupted"
     assert not list(tmp_path.glob("3.1_*"))  # the batch stopped
 
 
-def test_ctrl_c_in_menu_returns_to_menu(tmp_path):
-    proc = _start(["--mode", "quick"], tmp_path, stdin="")
-    proc.stdin.write("3.5\n")
-    proc.stdin.flush()
-    _wait_for(proc, "epoch 2/")
-    proc.send_signal(signal.SIGINT)
-    _wait_for(proc, "interrupted")
-    proc.stdin.write("q\n")
-    proc.stdin.flush()
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "bye" in out and "Traceback" not in out + err
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, proc_factory):
+    proc = proc_factory(["3.5", "3.1", "--mode", "quick"], tmp_path)
+    proc.wait_for("epoch 2/")
+    proc.p.send_signal(signal.SIGTERM)
+    out, err = proc.finish()
+    assert proc.p.returncode == 143 and "Traceback" not in out + err
+    m = json.loads(next(tmp_path.glob("3.5_*/metrics.json")).read_text())
+    assert m["status"] == "interrupted" and "SIGTERM" in m["error"]
+
+
+def test_ctrl_c_in_menu_returns_to_menu(tmp_path, proc_factory):
+    proc = proc_factory(["--mode", "quick"], tmp_path, stdin=True)
+    proc.send("3.5\n")
+    proc.wait_for("epoch 2/")
+    proc.p.send_signal(signal.SIGINT)
+    proc.wait_for("interrupted")
+    proc.send("q\n")
+    out, err = proc.finish()
+    assert proc.p.returncode == 0 and "bye" in out and "Traceback" not in out + err
+
+
+def test_redraw_rebuilds_figures_and_analysis_without_training(tmp_path):
+    r = run(["3.1", "--mode", "tiny", "--results", str(tmp_path)])
+    assert r.returncode == 0, r.stdout[-2000:]
+    folder = next(tmp_path.glob("3.1_*"))
+    analysis = (folder / "analysis.md").read_text()
+    for png in folder.glob("*.png"):
+        png.unlink()
+    (folder / "analysis.md").unlink()
+    r2 = run(["--redraw", "3.1", "--results", str(tmp_path)])
+    assert r2.returncode == 0, r2.stdout + r2.stderr
+    assert "epoch" not in r2.stdout and (folder / "analysis.md").read_text() == analysis
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert {p.name for p in folder.glob("*.png")} == set(metrics["figures"]) and metrics["figures"]
+    r3 = run(["--redraw", "4.3", "--results", str(tmp_path)])      # never run: a clear message
+    assert r3.returncode == 1 and "run it first" in r3.stdout and "Traceback" not in r3.stdout + r3.stderr
