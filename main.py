@@ -72,6 +72,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--data", type=folder_path, default=None, metavar="DIR", help="data cache folder (default data/)")
     p.add_argument("--resume", action="store_true",
                    help="skip tasks already done with the same mode, seed, dataset, --set values and code")
+    p.add_argument("--report", action="store_true",
+                   help="rebuild results/summary.md and results/index.html from the task folders there")
+    p.add_argument("--latex", action="store_true",
+                   help="with --report: also write results/report.tex and compile it with pdflatex when present")
     p.add_argument("--redraw", action="store_true",
                    help="re-make figures and analysis of the given tasks from their stored results (no training)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -113,10 +117,10 @@ def print_list(settings) -> None:
 
 
 def run_batch(tasks, settings) -> int:
-    from experiments.registry import all_tasks
+    from experiments.registry import SECTIONS, all_tasks
     from utils.runner import print_summary, run_tasks
 
-    outcomes = run_tasks(tasks, settings, all_tasks())
+    outcomes = run_tasks(tasks, settings, all_tasks(), sections=SECTIONS)
     if len(outcomes) > 1:
         print_summary(outcomes)
     if any(o.status == "interrupted" for o in outcomes):
@@ -136,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     except (config.ConfigError, SelectionError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.latex and not args.report:
+        print(f"{prog}: error: --latex goes with --report (python main.py --report --latex)", file=sys.stderr)
+        return EXIT_USAGE
     if args.list:
         print_list(settings)
         return EXIT_OK
@@ -153,21 +160,44 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.redraw:
         return redraw(tasks or all_tasks(), settings)
+    if args.report:
+        return report(settings, latex=args.latex)
     if tasks:
         return run_batch(tasks, settings)
     return Menu(settings).loop()
 
 
+def report(settings, *, latex: bool = False) -> int:
+    """--report [--latex]: the overviews (and the course report) from whatever is in results/."""
+    from rich.markup import escape
+
+    from experiments.registry import SECTIONS, all_tasks
+    from utils.console import console
+    from utils.runner import update_summary
+
+    update_summary(settings, all_tasks(), SECTIONS)
+    index = settings.results_dir / "index.html"
+    console.print(f"wrote {escape(str(settings.results_dir / 'summary.md'))} and {escape(str(index))} "
+                  f"(open it in a browser: file://{escape(str(index.resolve()))})")
+    if not latex:
+        return EXIT_OK
+    from utils.latex_report import build_report
+
+    ok, message = build_report(settings.results_dir, all_tasks(), SECTIONS)
+    console.print(escape(message))
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def redraw(tasks, settings) -> int:
     """--redraw: figures and analyses of finished tasks, rebuilt from result.json."""
-    from experiments.registry import all_tasks
+    from experiments.registry import SECTIONS, all_tasks
     from utils.console import console
     from utils.runner import redraw_task, update_summary
 
     from rich.markup import escape
 
     outcomes = [redraw_task(t, settings) for t in tasks]
-    update_summary(settings, all_tasks())
+    update_summary(settings, all_tasks(), SECTIONS)
     for o in outcomes:
         if o.status != "done":
             console.print(f"[red]{o.task.id}: {escape(o.message)}[/]")
@@ -303,9 +333,9 @@ class Menu:
     def run(self, tasks) -> None:
         from utils.runner import print_summary, run_tasks
 
-        from experiments.registry import all_tasks
+        from experiments.registry import SECTIONS, all_tasks
 
-        outcomes = run_tasks(tasks, self.settings, all_tasks())
+        outcomes = run_tasks(tasks, self.settings, all_tasks(), sections=SECTIONS)
         if len(outcomes) > 1:
             print_summary(outcomes)
 

@@ -51,6 +51,50 @@ Headline = str | Callable[[dict], str]
 
 
 @dataclass(frozen=True)
+class Bar:
+    """One machine-checkable part of a catalogue target: ``metric op value`` in ``mode`` on ``dataset``."""
+    metric: str                 # dotted metrics.json key, e.g. "test_accuracy" or "test_accuracy.attention"
+    op: str                     # ">=" or "<="
+    value: float
+    mode: str = "full"          # the mode the bar is set for ("*": any mode)
+    dataset: str = "*"          # the real dataset it is set for ("*": any; stand-ins never count)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The catalogue's target for a task: words for people, bars for the report's verdict."""
+    text: str
+    bars: tuple[Bar, ...] = ()
+
+    def verdict(self, metrics: dict | None) -> tuple[str, str]:
+        """("met" | "missed" | "not applicable" | "not run", why) for one run's metrics.json."""
+        if not metrics or metrics.get("status") != "done":
+            return "not run", "no finished run"
+        mode = metrics.get("mode")
+        datasets = metrics.get("dataset") or []
+        applicable = [b for b in self.bars if b.mode in ("*", mode)]
+        if not applicable:
+            return "not applicable", f"set for {', '.join(sorted({b.mode for b in self.bars}))} mode, run in {mode}"
+        if metrics.get("standin"):
+            return "not applicable", f"ran on a stand-in ({', '.join(datasets)})"
+        applicable = [b for b in applicable if b.dataset == "*" or b.dataset in datasets]
+        if not applicable:
+            return "not applicable", f"set for other data than {', '.join(datasets)}"
+        misses = []
+        for b in applicable:
+            value: Any = metrics
+            for part in b.metric.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if not isinstance(value, (int, float)):
+                misses.append(f"{b.metric} not recorded")
+            elif not (value >= b.value if b.op == ">=" else value <= b.value):
+                misses.append(f"{b.metric} {value:.4g}, needs {b.op} {b.value:g}")
+        if misses:
+            return "missed", "; ".join(misses)
+        return "met", "; ".join(f"{b.metric} {b.op} {b.value:g}" for b in applicable)
+
+
+@dataclass(frozen=True)
 class Task:
     id: str                          # "4.3"
     title: str                       # "PyTorch CNN on MNIST"
@@ -60,7 +104,7 @@ class Task:
     metrics: tuple[str, ...] = ()    # metrics.json keys the task guarantees (dots for nesting)
     image_dataset: bool = False      # honours --dataset (an alternative image dataset)
     threads: int | None = None       # cap on compute threads (1 for small networks; None: all cores)
-    target: str | None = None        # the catalogue's target, in words, where it sets one
+    target: Target | None = None     # the catalogue's target, where it sets one
 
     @property
     def section(self) -> str:
@@ -125,7 +169,7 @@ _REGISTRY: dict[str, Task] = {}
 
 def task(task_id: str, title: str, module: str, *, datasets: tuple[str, ...] = (),
          headline: Headline | None = None, metrics: tuple[str, ...] = (), image_dataset: bool = False,
-         threads: int | None = None, target: str | None = None) -> Task:
+         threads: int | None = None, target: Target | None = None) -> Task:
     """Declare catalogue task ``task_id``, implemented by ``module`` (relative to its section)."""
     if not re.fullmatch(r"\d+\.\d+", task_id):
         raise ValueError(f"task id must look like '4.3', got {task_id!r}")

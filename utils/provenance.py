@@ -82,9 +82,20 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware(device) -> dict[str, object]:
     info: dict[str, object] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                               "cpu_count": os.cpu_count()}
+                               "cpu_model": _cpu_model(), "cpu_count": os.cpu_count()}
     try:
         import torch
 

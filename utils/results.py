@@ -106,38 +106,6 @@ def task_status(results_dir: Path, task) -> dict:
     }
 
 
-SUMMARY_HEAD = "# Results summary"
-
-
-def write_summary(results_dir: Path, tasks) -> Path:
-    """results/summary.md: every task's latest result, one table row each."""
-    def cell(text: object) -> str:  # a table cell never breaks the table
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    target = Path(results_dir) / "summary.md"
-    if target.exists():
-        try:
-            ours = target.read_text(encoding="utf-8", errors="replace").startswith(SUMMARY_HEAD)
-        except OSError:
-            ours = False
-        if not ours:
-            raise OSError(f"{target} exists and was not written by this program; it is left as it is")
-    lines = [SUMMARY_HEAD, "", "<!-- written by main.py after every run -->", "",
-             "| task | title | status | mode | dataset | headline | seconds |",
-             "|---|---|---|---|---|---|---|"]
-    for t in tasks:
-        folder = Path(results_dir) / t.dirname
-        data = read_json(folder / "metrics.json") or {}
-        st = task_status(results_dir, t)
-        seconds = f"{st['seconds']:.1f}" if isinstance(st["seconds"], (int, float)) else ""
-        datasets = data.get("dataset_label") or ", ".join(data.get("dataset") or [])
-        link = f"[{t.id}]({t.dirname}/analysis.md)" if (folder / "analysis.md").exists() else t.id
-        lines.append(f"| {link} | {cell(t.title)} | {st['status']} | {st['mode']} | {cell(datasets)} | "
-                     f"{cell(st['headline'])} | {seconds} |")
-    write_text(target, "\n".join(lines) + "\n")
-    return target
-
-
 # ------------------------------------------------------------------ stored task results
 # A task's Result dataclass is stored as result.json so that figures and the write-up can be
 # rebuilt without training (`main.py --redraw`). JSON, not pickle: readable, and loading it

@@ -12,7 +12,7 @@ import config
 from rich.markup import escape
 
 from utils.console import console
-from utils.results import (load_result, remove_stale_temporaries, read_json, save_result, task_status, write_json, write_summary,
+from utils.results import (load_result, remove_stale_temporaries, read_json, save_result, task_status, write_json,
                            write_text)
 
 
@@ -215,10 +215,12 @@ def resume_reason(task, settings: Settings) -> str | None:
     return None
 
 
-def run_tasks(tasks, settings: Settings, catalogue=(), stop_on_interrupt: bool = True) -> list[Outcome]:
+def run_tasks(tasks, settings: Settings, catalogue=(), stop_on_interrupt: bool = True,
+              sections: dict[str, str] | None = None) -> list[Outcome]:
     """Run tasks in order; one failure never stops the others. Ctrl-C stops the batch.
 
-    ``catalogue``: every known task (for summary.md and for tasks that reuse another's results).
+    ``catalogue``: every known task (for the overviews and for tasks that reuse another's
+    results); ``sections``: section titles for index.html.
     """
     catalogue = list(catalogue) or list(tasks)
     task_dirs = {t.id: t.dirname for t in catalogue}
@@ -233,7 +235,7 @@ def run_tasks(tasks, settings: Settings, catalogue=(), stop_on_interrupt: bool =
                 continue
         outcome = run_task(task, settings, task_dirs)
         outcomes.append(outcome)
-        update_summary(settings, catalogue)
+        update_summary(settings, catalogue, sections)
         if outcome.status == "interrupted" and stop_on_interrupt:
             for rest in tasks[i + 1:]:
                 outcomes.append(Outcome(rest, "skipped", message="batch stopped by Ctrl-C"))
@@ -241,11 +243,16 @@ def run_tasks(tasks, settings: Settings, catalogue=(), stop_on_interrupt: bool =
     return outcomes
 
 
-def update_summary(settings: Settings, catalogue) -> None:
-    try:
-        write_summary(settings.results_dir, catalogue)
-    except OSError as exc:
-        console.print(f"  [red]could not write summary.md: {escape(str(exc))}[/]")
+def update_summary(settings: Settings, catalogue, sections: dict[str, str] | None = None) -> None:
+    """Rewrite results/summary.md and results/index.html from the task folders there."""
+    from utils.reports import write_index, write_summary
+
+    for name, write in (("summary.md", lambda: write_summary(settings.results_dir, catalogue)),
+                        ("index.html", lambda: write_index(settings.results_dir, catalogue, sections or {}))):
+        try:
+            write()
+        except OSError as exc:
+            console.print(f"  [red]could not write {name}: {escape(str(exc))}[/]")
 
 
 def print_summary(outcomes: list[Outcome]) -> None:
