@@ -62,7 +62,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         clip_grad_norm: float | None = None, augment: Callable | None = None,
         accuracy: bool = True, seed: int = 0, log: Callable | None = None,
         description: str = "training", eval_batch_size: int = 1000,
-        on_epoch_end: Callable | None = None) -> History:
+        on_epoch_end: Callable | None = None, amp: bool = True, channels_last: bool = False) -> History:
     """Train ``model`` on in-memory tensors; return its history.
 
     patience: stop when validation loss has not improved by ``min_delta`` for this many
@@ -71,9 +71,15 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     the best epoch's weights (when one was finite), never with the diverged ones.
     augment: a function applied to each whole training batch on the device.
     on_epoch_end(epoch, model, result): called after each epoch (e.g. gradient probes).
+    amp: on a CUDA device, mixed precision (float16 autocast with a gradient scaler); the CPU
+        path never uses it. channels_last: image batches and the model in NHWC memory layout
+        (faster convolutions on recent GPUs; off by default on the CPU, where it measured no gain).
     """
     device = torch.device(device)
-    model.to(device)
+    use_amp = amp and device.type == "cuda"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format) if channels_last else model.to(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     x_tr, y_tr = train
     gen = torch.Generator().manual_seed(seed)
     result = History()
@@ -93,16 +99,21 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 yb = y_tr[idx].to(device, non_blocking=True)
                 if augment is not None:
                     xb = augment(xb)
-                out = model(xb)
-                loss = loss_fn(out, yb)
+                if channels_last and xb.ndim == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    out = model(xb)
+                    loss = loss_fn(out, yb)
                 if not torch.isfinite(loss):
                     result.status = "diverged"
                     break
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
                 if clip_grad_norm is not None:
+                    scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 if scheduler is not None and scheduler_per_batch:
                     scheduler.step()
                 loss_sum += loss.item() * len(idx)
