@@ -43,8 +43,10 @@ def escape_latex(text: object) -> str:
     return "".join(out)
 
 
-def markdown_to_latex(text: str) -> str:
-    """The subset of markdown the analyses use, as LaTeX."""
+def markdown_to_latex(text: str, headings: dict[str, str] | None = None) -> str:
+    """The subset of markdown the analyses use, as LaTeX. ``headings`` maps h1/h2/h3 to a LaTeX
+    sectioning command (default: all \\paragraph, for analyses nested inside a task's subsection)."""
+    headings = headings or {}
     from markdown_it import MarkdownIt
 
     tokens = MarkdownIt("commonmark", {"html": False}).enable("table").parse(text)
@@ -53,7 +55,7 @@ def markdown_to_latex(text: str) -> str:
     for tok in tokens:
         t = tok.type
         if t == "heading_open":
-            out.append("\n\\paragraph{")
+            out.append("\n\\" + headings.get(tok.tag, "paragraph") + "{")
         elif t == "heading_close":
             out.append("}\n")
         elif t == "paragraph_close":
@@ -183,10 +185,23 @@ def build_tex(results_dir: Path, tasks, sections: dict[str, str]) -> str:
 
 
 def build_report(results_dir: Path, tasks, sections: dict[str, str], *, timeout: float = 180.0) -> tuple[bool, str]:
-    """Write report.tex and compile it (twice, for references). Returns (ok, message)."""
+    """Write report.tex (and theory.tex from docs/theory.md) and compile them. Returns (ok, message)."""
     results_dir = Path(results_dir)
-    tex = results_dir / "report.tex"
-    write_text(tex, build_tex(results_dir, tasks, sections))
+    ok, message = compile_tex(results_dir / "report.tex", build_tex(results_dir, tasks, sections), timeout)
+    theory = Path(__file__).resolve().parents[1] / "docs" / "theory.md"
+    if theory.exists():
+        body = markdown_to_latex(theory.read_text(encoding="utf-8"),
+                                 {"h1": "section*", "h2": "subsection*", "h3": "subsubsection*"})
+        t_ok, t_message = compile_tex(results_dir / "theory.tex", PREAMBLE + "\\begin{document}\n" + body +
+                                      "\n\\end{document}\n", timeout)
+        ok, message = ok and t_ok, message + "\n" + t_message
+    return ok, message
+
+
+def compile_tex(tex: Path, source: str, timeout: float = 180.0) -> tuple[bool, str]:
+    """Write ``source`` to ``tex`` and run pdflatex on it twice (for references)."""
+    results_dir = tex.parent
+    write_text(tex, source)
     pdflatex = shutil.which("pdflatex")
     if pdflatex is None:
         return True, (f"wrote {tex}; pdflatex is not installed, so no PDF was made "
@@ -201,5 +216,5 @@ def build_report(results_dir: Path, tasks, sections: dict[str, str], *, timeout:
             return False, f"wrote {tex}; pdflatex could not run: {exc}"
         if run.returncode != 0:
             tail = "\n".join(line for line in run.stdout.splitlines() if line.startswith("!"))[:800]
-            return False, f"wrote {tex}; pdflatex failed: {tail or 'see ' + str(results_dir / 'report.log')}"
-    return True, f"wrote {tex} and {results_dir / 'report.pdf'}"
+            return False, f"wrote {tex}; pdflatex failed: {tail or 'see ' + str(tex.with_suffix('.log'))}"
+    return True, f"wrote {tex} and {tex.with_suffix('.pdf')}"
