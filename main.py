@@ -44,6 +44,16 @@ def seed_value(text: str) -> int:
     return value
 
 
+def job_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 64, got {value}")
+    return value
+
+
 def folder_path(text: str) -> Path:
     if not text.strip() or "\0" in text:
         raise argparse.ArgumentTypeError("needs a folder name (an empty path would write into the current folder)")
@@ -76,6 +86,8 @@ def build_parser() -> ArgumentParser:
                    help="rebuild results/summary.md and results/index.html from the task folders there")
     p.add_argument("--latex", action="store_true",
                    help="with --report: also write results/report.tex and compile it with pdflatex when present")
+    p.add_argument("--jobs", type=job_count, default=1, metavar="N",
+                   help="run independent tasks in N processes, the cores split between them (default 1)")
     p.add_argument("--redraw", action="store_true",
                    help="re-make figures and analysis of the given tasks from their stored results (no training)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -116,11 +128,22 @@ def print_list(settings) -> None:
     console.print(table)
 
 
-def run_batch(tasks, settings) -> int:
-    from experiments.registry import SECTIONS, all_tasks
+def run_batch(tasks, settings, jobs: int = 1) -> int:
+    from experiments.registry import SECTIONS, all_tasks, get_task
     from utils.runner import print_summary, run_tasks
 
-    outcomes = run_tasks(tasks, settings, all_tasks(), sections=SECTIONS)
+    if jobs > 1 and len(tasks) > 1:
+        from utils.parallel import run_parallel
+        from utils.runner import Outcome, resume_reason, update_summary
+
+        skipped = {t.id: resume_reason(t, settings) for t in tasks} if settings.resume else {}
+        todo = [t for t in tasks if not skipped.get(t.id)]
+        done = run_parallel(todo, settings, all_tasks(), jobs, get_task) if todo else []
+        by_id = {o.task.id: o for o in done}
+        outcomes = [by_id.get(t.id) or Outcome(t, "skipped", message=skipped[t.id]) for t in tasks]
+        update_summary(settings, all_tasks(), SECTIONS)
+    else:
+        outcomes = run_tasks(tasks, settings, all_tasks(), sections=SECTIONS)
     if len(outcomes) > 1:
         print_summary(outcomes)
     if any(o.status == "interrupted" for o in outcomes):
@@ -163,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         return report(settings, latex=args.latex)
     if tasks:
-        return run_batch(tasks, settings)
+        return run_batch(tasks, settings, args.jobs)
     return Menu(settings).loop()
 
 

@@ -105,6 +105,7 @@ class Task:
     image_dataset: bool = False      # honours --dataset (an alternative image dataset)
     threads: int | None = None       # cap on compute threads (1 for small networks; None: all cores)
     target: Target | None = None     # the catalogue's target, where it sets one
+    uses: tuple[str, ...] = ()       # tasks whose results this one reuses (run first under --jobs)
 
     @property
     def section(self) -> str:
@@ -169,7 +170,7 @@ _REGISTRY: dict[str, Task] = {}
 
 def task(task_id: str, title: str, module: str, *, datasets: tuple[str, ...] = (),
          headline: Headline | None = None, metrics: tuple[str, ...] = (), image_dataset: bool = False,
-         threads: int | None = None, target: Target | None = None) -> Task:
+         threads: int | None = None, target: Target | None = None, uses: tuple[str, ...] = ()) -> Task:
     """Declare catalogue task ``task_id``, implemented by ``module`` (relative to its section)."""
     if not re.fullmatch(r"\d+\.\d+", task_id):
         raise ValueError(f"task id must look like '4.3', got {task_id!r}")
@@ -183,7 +184,8 @@ def task(task_id: str, title: str, module: str, *, datasets: tuple[str, ...] = (
         raise ValueError(f"task {task_id} registered twice")
     package = next((p for p in SECTION_PACKAGES if p.split(".")[1].startswith(f"s{section}_")), None)
     full = module if module.startswith("experiments.") else f"{package}.{module}"
-    t = Task(task_id, title, full, tuple(datasets), headline, tuple(metrics), image_dataset, threads, target)
+    t = Task(task_id, title, full, tuple(datasets), headline, tuple(metrics), image_dataset, threads, target,
+             tuple(uses))
     _REGISTRY[task_id] = t
     return t
 

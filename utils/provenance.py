@@ -19,10 +19,15 @@ def set_seed(seed: int) -> None:
 
 
 def configure_torch() -> None:
-    """Use every core for intra-op work; one inter-op thread avoids oversubscription."""
+    """Use every core (or $DL_THREADS, set by --jobs workers) for intra-op work; one inter-op
+    thread avoids oversubscription."""
     import torch
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    try:
+        threads = int(os.environ.get("DL_THREADS") or 0)
+    except ValueError:
+        threads = 0
+    torch.set_num_threads(threads if threads > 0 else max(1, os.cpu_count() or 1))
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # can only be set once per process, before parallel work starts
