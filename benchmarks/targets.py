@@ -1,4 +1,4 @@
-"""Accuracy and speed bars of the catalogue, checked by running the tasks for real.
+"""Accuracy, speed and memory bars of the catalogue, checked by running the tasks for real.
 
     python benchmarks/targets.py                 # every bar (HYBRID/FULL ones take long)
     python benchmarks/targets.py --only quick    # only the QUICK bars (minutes)
@@ -6,16 +6,20 @@
 
 Each bar runs ``main.py`` in a subprocess (so timings include start-up, as a user sees them)
 into benchmarks/results/<mode>/, then reads metrics.json. Timed bars are meaningful only on an
-otherwise idle machine. Exit status 1 if any bar fails.
+otherwise idle machine. Every run's measurements (time, accuracy, peak memory per task,
+versions, hardware) are written to benchmarks/results/runs/<timestamp>.json and compared with
+the previous run's, so regressions show. Exit status 1 if any bar fails.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -38,9 +42,18 @@ class Bar:
     dataset: str | None = None
 
 
+MEMORY_MB = 3000  # every task, every mode
+
+
+def within_memory(m: dict[str, dict]) -> bool:
+    return all((t.get("peak_rss_mb") or 0) <= MEMORY_MB for t in m.values())
+
+
 BARS = [
-    Bar("4.3-quick", ("4.3",), "quick", lambda m, s: m["4.3"]["test_accuracy"] >= 0.88 and s < 60,
-        "4.3 Fashion-MNIST QUICK: test accuracy >= 0.88 in under 60 s", "fashion-mnist"),
+    Bar("all-quick", ("--all",), "quick", lambda m, s: s <= 300 and within_memory(m),
+        "the whole catalogue (sections 1-8) in QUICK in <= 5 min, every task <= 3 GB peak memory"),
+    Bar("4.3-quick", ("4.3",), "quick", lambda m, s: m["4.3"]["test_accuracy"] >= 0.91 and m["4.3"]["seconds"] <= 20,
+        "4.3 Fashion-MNIST QUICK: test accuracy >= 0.91 in <= 20 s of task time", "fashion-mnist"),
     Bar("sections-1-2-quick", ("1", "2"), "quick", lambda m, s: s <= 150,
         "sections 1 and 2 in QUICK: all done in about 2 minutes"),
     Bar("sections-3-4-quick", ("3", "4"), "quick", lambda m, s: s < 300,
@@ -59,13 +72,16 @@ BARS = [
         "4.9 Fashion-MNIST HYBRID: test accuracy >= 0.93"),
     Bar("6.7-hybrid", ("6.7",), "hybrid", lambda m, s: best_learned_beats_baselines(m["6.7"]),
         "6.7 HYBRID: the best learned model beats both baselines on MSE"),
-    Bar("4.9-full", ("4.9",), "full", lambda m, s: m["4.9"]["test_accuracy"] >= 0.945,
-        "4.9 Fashion-MNIST FULL: test accuracy >= 0.945"),
+    Bar("4.9-full", ("4.9",), "full", lambda m, s: m["4.9"]["test_accuracy"] >= 0.950 and s <= 1800,
+        "4.9 Fashion-MNIST FULL: test accuracy >= 0.950 in <= 30 min"),
+    Bar("5-quick", ("5",), "quick", lambda m, s: s <= 180 and within_memory(m), "section 5 in QUICK in <= 3 min"),
+    Bar("7-quick", ("7",), "quick", lambda m, s: s <= 180 and within_memory(m), "section 7 in QUICK in <= 3 min"),
+    Bar("8-quick", ("8",), "quick", lambda m, s: s <= 120 and within_memory(m), "section 8 in QUICK in <= 2 min"),
 ]
 
 
-def run_bar(bar: Bar) -> tuple[bool, float, str]:
-    results = OUT / bar.mode
+def run_bar(bar: Bar) -> tuple[bool, float, str, dict[str, dict]]:
+    results = OUT / bar.mode / bar.name
     cmd = [sys.executable, "main.py", *bar.ids, "--mode", bar.mode, "--results", str(results)]
     if bar.dataset:
         cmd += ["--dataset", bar.dataset]
@@ -76,17 +92,40 @@ def run_bar(bar: Bar) -> tuple[bool, float, str]:
     for d in results.glob("*/metrics.json"):
         data = json.loads(d.read_text())
         metrics[data["task"]] = data
-    ran = [m for m in metrics.values() if any(m["task"] == i or m["task"].split(".")[0] == i for i in bar.ids)]
+    ran = [m for m in metrics.values()
+           if "--all" in bar.ids or any(m["task"] == i or m["task"].split(".")[0] == i for i in bar.ids)]
     if proc.returncode != 0 or any(m["status"] != "done" for m in ran):
         failed = [m["task"] for m in ran if m["status"] != "done"]
-        return False, seconds, f"run failed (exit {proc.returncode}; not done: {', '.join(failed) or '?'})"
+        return False, seconds, f"run failed (exit {proc.returncode}; not done: {', '.join(failed) or '?'})", metrics
     try:
         ok = bar.check(metrics, seconds)
     except (KeyError, TypeError) as exc:
-        return False, seconds, f"metric missing: {exc}"
-    headline = "; ".join(f"{m['task']}: {m['headline']['key']}={m['headline']['value']}" for m in ran
-                         if len(ran) <= 3 and m.get("headline", {}).get("key"))
-    return ok, seconds, headline
+        return False, seconds, f"metric missing: {exc}", metrics
+    headline = "; ".join(f"{m['task']}: {m.get('headline')}" for m in ran if len(ran) <= 3 and m.get("headline"))
+    peak = max((m.get("peak_rss_mb") or 0 for m in ran), default=0)
+    return ok, seconds, f"{headline} (peak {peak:.0f} MB)", metrics
+
+
+def record(rows: list[dict]) -> Path:
+    """Write this run's measurements and print the comparison with the previous run."""
+    runs = OUT / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    previous = sorted(runs.glob("*.json"))
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    sample = next((m for r in rows for m in r["tasks"].values()), {})
+    data = {"when": stamp, "python": platform.python_version(), "versions": sample.get("versions"),
+            "hardware": sample.get("hardware"), "bars": rows}
+    path = runs / f"{stamp}.json"
+    path.write_text(json.dumps(data, indent=1))
+    if previous:
+        before = {r["name"]: r for r in json.loads(previous[-1].read_text())["bars"]}
+        print(f"compared with {previous[-1].name}:")
+        for r in rows:
+            old = before.get(r["name"])
+            if old:
+                print(f"  {r['name']:22s} {old['seconds']:7.1f}s -> {r['seconds']:7.1f}s  "
+                      f"{'PASS' if old['passed'] else 'FAIL'} -> {'PASS' if r['passed'] else 'FAIL'}")
+    return path
 
 
 def main() -> int:
@@ -100,10 +139,15 @@ def main() -> int:
             print(f"{b.name:22s} {b.describe}")
         return 0 if bars else 2
     failures = 0
+    rows = []
     for bar in bars:
-        ok, seconds, detail = run_bar(bar)
+        ok, seconds, detail, metrics = run_bar(bar)
         failures += not ok
         print(f"{'PASS' if ok else 'FAIL'}  {bar.name:22s} {seconds:7.1f}s  {bar.describe}  {detail}", flush=True)
+        keep = ("status", "seconds", "peak_rss_mb", "test_accuracy", "headline", "versions", "hardware", "dataset")
+        rows.append({"name": bar.name, "mode": bar.mode, "passed": ok, "seconds": round(seconds, 2), "detail": detail,
+                     "tasks": {k: {f: m.get(f) for f in keep} for k, m in metrics.items()}})
+    print(f"measurements written to {record(rows)}")
     print(f"{len(bars) - failures} passed, {failures} failed")
     return 1 if failures else 0
 
