@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         return report(settings, latex=args.latex)
     if tasks:
-        return run_batch(tasks, settings, args.jobs)
+        return run_batch(tasks, settings, args.jobs) if not distributed_worker(settings) else run_batch(tasks, settings)
     return Menu(settings).loop()
 
 
@@ -209,6 +209,22 @@ def report(settings, *, latex: bool = False) -> int:
     ok, message = build_report(settings.results_dir, all_tasks(), SECTIONS)
     console.print(escape(message))
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def distributed_worker(settings) -> bool:
+    """Under torchrun, join the process group; ranks other than 0 train but write and print nothing."""
+    from utils.distributed import init_from_env, rank
+
+    if init_from_env(settings.device) <= 1:
+        return False
+    if rank() != 0:
+        import tempfile
+
+        from utils.console import console
+
+        console.file = open(os.devnull, "w", encoding="utf-8")
+        settings.results_dir = Path(tempfile.mkdtemp(prefix=f"rank{rank()}-"))
+    return True
 
 
 def redraw(tasks, settings) -> int:
@@ -376,6 +392,9 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = main()
+        from utils.distributed import shutdown
+
+        shutdown()  # leave a torchrun process group cleanly (no-op otherwise)
         sys.exit(EXIT_TERMINATED if code == EXIT_INTERRUPTED and _terminated() else code)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside a task (tasks handle their own)
         if type(exc).__name__ == "Terminated":

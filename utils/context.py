@@ -17,7 +17,8 @@ from utils.results import write_text
 RESERVED_KEYS = frozenset({
     "task", "title", "status", "mode", "seed", "device", "dataset", "dataset_requested", "standin",
     "data_notes", "versions", "hardware", "seconds", "started_at", "headline", "figures", "error",
-    "preset", "budget", "overrides", "code_version", "peak_rss_mb"})
+    "preset", "budget", "overrides", "code_version", "peak_rss_mb", "world_size", "dataset_label",
+    "dataset_option", "overrides_applied"})
 
 
 class Budget:

@@ -59,6 +59,7 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
     """
     global _last_interrupt
     from utils.context import RunContext, budget_row
+    from utils.distributed import world_size
     from utils.download import DataUnavailable
     from utils.provenance import (code_version, configure_torch, hardware, limit_threads, peak_rss,
                                   pick_device, reset_peak_rss, set_seed, versions)
@@ -129,7 +130,7 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
             "headline": headline,
             "figures": ctx.figures,
             "versions": versions(), "hardware": hardware(ctx.device),
-            "code_version": code_version(),
+            "code_version": code_version(), "world_size": world_size(),
             "preset": {k: v for k, v in vars(preset).items()},
             "budget": budget, "overrides": dict(settings.overrides), "overrides_applied": applied,
         }

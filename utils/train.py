@@ -17,7 +17,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.console import progress_bar
+from utils.distributed import rank as dist_rank
+from utils.distributed import world_size
 from utils.history import History
+
+
+def _finite_everywhere(loss: torch.Tensor, world: int) -> bool:
+    """Whether the loss is finite on every rank (all ranks must stop together, or they hang)."""
+    ok = bool(torch.isfinite(loss))
+    if world == 1:
+        return ok
+    flag = torch.tensor([0.0 if ok else 1.0], device=loss.device)
+    torch.distributed.all_reduce(flag)
+    return float(flag) == 0.0
 
 
 
@@ -80,6 +92,15 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format) if channels_last else model.to(device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # Under torchrun: DistributedDataParallel, each rank taking its share of every global batch.
+    world, rank = world_size(), dist_rank()
+    train_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if device.type == "cuda":  # torch's SyncBatchNorm runs on GPUs only; on CPUs each rank keeps its own
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     x_tr, y_tr = train
     gen = torch.Generator().manual_seed(seed)
     result = History()
@@ -95,6 +116,10 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
             for idx in batches(len(x_tr), batch_size, True, gen):
                 if len(idx) == 1 and len(x_tr) > 1:
                     continue  # batch norm cannot train on one example; it is in another batch next epoch
+                if world > 1:
+                    if len(idx) < 2 * world:
+                        continue  # too few examples to give every rank a share
+                    idx = idx[rank::world]  # this rank's share; the generator is identical on every rank
                 xb = x_tr[idx].to(device, non_blocking=True)
                 yb = y_tr[idx].to(device, non_blocking=True)
                 if augment is not None:
@@ -102,9 +127,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 if channels_last and xb.ndim == 4:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    out = model(xb)
+                    out = train_model(xb)
                     loss = loss_fn(out, yb)
-                if not torch.isfinite(loss):
+                if not _finite_everywhere(loss, world):
                     result.status = "diverged"
                     break
                 optimizer.zero_grad(set_to_none=True)
@@ -127,6 +152,10 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 if log:
                     log(f"  [red]diverged[/] at epoch {epoch}: the loss became NaN/inf")
                 break
+            if world > 1:  # the epoch's loss and accuracy over every rank's share
+                totals = torch.tensor([loss_sum, float(correct), float(seen)], dtype=torch.float64)
+                torch.distributed.all_reduce(totals)
+                loss_sum, correct, seen = float(totals[0]), int(totals[1]), int(totals[2])
             hist.lr.append(optimizer.param_groups[0]["lr"])
             if scheduler is not None and not scheduler_per_batch:
                 scheduler.step()
