@@ -5,9 +5,15 @@ Layouts follow PyTorch so weights can be copied across unchanged:
     linear weight   (out_features, in_features)        out = x Wᵀ + b
     conv2d weight   (F, C, kh, kw), images (N, C, H, W)
     norm gamma/beta (C,) for batch norm, normalized_shape for layer norm
+    (the RNN, in torch's layout too, is in rnn.py; activations in activations.py)
+Caches are NamedTuples (LinearCache, ConvCache, MaxPoolCache, AvgPoolCache, BatchNormCache,
+LayerNormCache),
+so a backward pass reads its fields by name.
 Every function preserves the dtype of its inputs (float32 or float64).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,6 +24,54 @@ from .im2col import (add_window_offset, col2im, conv_output_size, im2col, pad_im
 def as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
     """(v, v) for an int, else the pair itself (kernel sizes may be given either way)."""
     return (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+
+
+# --------------------------------------------------------------------------- caches
+
+class LinearCache(NamedTuple):
+    x: np.ndarray                        # (N, in) input
+    weight: np.ndarray                   # (out, in)
+    has_bias: bool
+
+
+class ConvCache(NamedTuple):
+    cols: np.ndarray                     # (N, C*kh*kw, Ho*Wo) im2col matrix of the padded input
+    weight: np.ndarray                   # (F, C, kh, kw)
+    padded_shape: tuple[int, int, int, int]  # (N, C, H + 2p, W + 2p)
+    stride: int
+    padding: int
+    has_bias: bool
+
+
+class MaxPoolCache(NamedTuple):
+    argmax: np.ndarray                   # (N, C, Ho, Wo) index of each window's maximum in kh*kw order
+    padded_shape: tuple[int, int, int, int]
+    kernel: tuple[int, int]
+    stride: int
+    padding: int
+
+
+class AvgPoolCache(NamedTuple):
+    padded_shape: tuple[int, int, int, int]
+    kernel: tuple[int, int]
+    stride: int
+    padding: int
+
+
+class BatchNormCache(NamedTuple):
+    x_hat: np.ndarray                    # (x - μ) / √(σ² + ε), shape of x
+    gamma: np.ndarray                    # (C,)
+    inv_std: np.ndarray                  # (C,) 1 / √(σ² + ε)
+    axes: tuple[int, ...]                # batch and spatial axes: the statistics are per channel
+    shape: tuple[int, ...]               # how a (C,) array broadcasts over x
+    training: bool                       # batch statistics (True) or the running ones
+
+
+class LayerNormCache(NamedTuple):
+    x_hat: np.ndarray                    # (x - μ) / √(σ² + ε), shape of x
+    gamma: np.ndarray                    # normalized_shape
+    inv_std: np.ndarray                  # 1 / √(σ² + ε) per sample, broadcastable against x
+    axes: tuple[int, ...]                # the normalised trailing axes
 
 
 # --------------------------------------------------------------------------- linear
@@ -31,10 +85,10 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None):
     out = x @ weight.T  # y = x Wᵀ + b
     if bias is not None:
         out = out + bias
-    return out, (x, weight, bias is not None)
+    return out, LinearCache(x, weight, bias is not None)
 
 
-def linear_backward(dout: np.ndarray, cache):
+def linear_backward(dout: np.ndarray, cache: LinearCache):
     """dout: (N, out). Returns dx (N, in), dweight (out, in), dbias (out,) or None."""
     x, weight, has_bias = cache
     dout_2d = dout.reshape(-1, dout.shape[-1])
@@ -51,7 +105,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     """2-D cross-correlation (what torch.nn.functional.conv2d computes).
 
     x: (N, C, H, W); weight: (F, C, kh, kw); bias: (F,) or None.
-    Returns out: (N, F, Ho, Wo) with Ho = (H + 2p - kh)//s + 1 (same for Wo), cache.
+    Returns out: (N, F, Ho, Wo) with Ho = (H + 2p - kh)//s + 1 (same for Wo), and a ConvCache.
     The whole convolution is one batched matrix multiply on the im2col matrix.
     """
     n, c, h, w = x.shape
@@ -67,24 +121,22 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     out = out.reshape(n, f, ho, wo)
     if bias is not None:
         out += bias.reshape(1, f, 1, 1)
-    cache = (cols, weight, x_padded.shape, stride, padding, bias is not None)
-    return out, cache
+    return out, ConvCache(cols, weight, x_padded.shape, stride, padding, bias is not None)
 
 
-def conv2d_backward(dout: np.ndarray, cache):
+def conv2d_backward(dout: np.ndarray, cache: ConvCache):
     """dout: (N, F, Ho, Wo). Returns dx (N, C, H, W), dweight (F, C, kh, kw), dbias (F,) or None."""
-    cols, weight, padded_shape, stride, padding, has_bias = cache
     n, f = dout.shape[:2]
-    kh, kw = weight.shape[2:]
+    weight = cache.weight
     dout_matrix = dout.reshape(n, f, -1)                          # (N, F, Ho*Wo)
     weight_matrix = weight.reshape(f, -1)
     # ∂L/∂W = Σₙ δ[n] · cols[n]ᵀ: a batched matmul then a sum over the small (N, F, K)
     # result; tensordot over (n, pixel) would first copy δ into a transposed layout (~50x slower)
-    dweight = np.matmul(dout_matrix, cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
-    dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None        # ∂L/∂b_f = Σ δ[:, f]
+    dweight = np.matmul(dout_matrix, cache.cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
+    dbias = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None  # ∂L/∂b_f = Σ δ[:, f]
     dcols = np.matmul(weight_matrix.T, dout_matrix)               # ∂L/∂cols[n] = Wᵀ δ[n]
-    dx_padded = col2im(dcols, padded_shape, (kh, kw), stride)
-    dx = np.ascontiguousarray(unpad_images(dx_padded, padding))
+    dx_padded = col2im(dcols, cache.padded_shape, weight.shape[2:], cache.stride)
+    dx = np.ascontiguousarray(unpad_images(dx_padded, cache.padding))
     return dx, dweight, dbias
 
 
@@ -106,10 +158,10 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: int | tuple[int, int],
     flat_windows = windows(x_padded, (kh, kw), stride).reshape(n, c, ho, wo, kh * kw)
     argmax = flat_windows.argmax(axis=-1)                         # index into kh*kw window
     out = np.take_along_axis(flat_windows, argmax[..., None], axis=-1)[..., 0]
-    return out, (argmax, x_padded.shape, (kh, kw), stride, padding)
+    return out, MaxPoolCache(argmax, x_padded.shape, (kh, kw), stride, padding)
 
 
-def max_pool2d_backward(dout: np.ndarray, cache):
+def max_pool2d_backward(dout: np.ndarray, cache: MaxPoolCache):
     """dout: (N, C, Ho, Wo). Returns dx (N, C, H, W): each window's gradient goes to its argmax."""
     argmax, padded_shape, (kh, kw), stride, padding = cache
     dx_padded = np.zeros(padded_shape, dtype=dout.dtype)
@@ -130,10 +182,10 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size: int | tuple[int, int],
     stride = kh if stride is None else stride
     x_padded = pad_images(x, padding)
     out = windows(x_padded, (kh, kw), stride).mean(axis=(-2, -1))  # y = (1/k²) Σ_window x
-    return out.astype(x.dtype, copy=False), (x_padded.shape, (kh, kw), stride, padding)
+    return out.astype(x.dtype, copy=False), AvgPoolCache(x_padded.shape, (kh, kw), stride, padding)
 
 
-def avg_pool2d_backward(dout: np.ndarray, cache):
+def avg_pool2d_backward(dout: np.ndarray, cache: AvgPoolCache):
     """dout: (N, C, Ho, Wo). Returns dx (N, C, H, W)."""
     padded_shape, (kh, kw), stride, padding = cache
     dx_padded = np.zeros(padded_shape, dtype=dout.dtype)
@@ -195,13 +247,16 @@ def _batchnorm_forward(x, gamma, beta, running_mean, running_var, training, mome
     shape = (1, -1) + (1,) * (x.ndim - 2)                         # broadcast (C,) over x
     if training:
         count = x.size // x.shape[1]
+        if count == 1:  # σ² would be 0 and x̂ = 0 for every input: torch refuses, and so does this
+            raise ValueError("Expected more than 1 value per channel when training, "
+                             f"got input size {tuple(x.shape)}")
         mean = x.mean(axis=axes)                                  # μ = (1/m) Σ x
         centered = x - mean.reshape(shape)
         var = (centered * centered).mean(axis=axes)               # σ² = (1/m) Σ (x - μ)²  (biased)
         if running_mean is not None:
             # torch's convention: r ← (1 - momentum) r + momentum · batch statistic,
             # with the unbiased variance m/(m-1) σ² for the running variance
-            unbiased = var * (count / max(count - 1, 1))
+            unbiased = var * (count / (count - 1))
             running_mean *= 1 - momentum
             running_mean += momentum * mean
             running_var *= 1 - momentum
@@ -212,10 +267,10 @@ def _batchnorm_forward(x, gamma, beta, running_mean, running_var, training, mome
     inv_std = 1.0 / np.sqrt(var + eps)                            # 1/√(σ² + ε)
     x_hat = centered * inv_std.reshape(shape)                     # x̂ = (x - μ)/√(σ² + ε)
     out = gamma.reshape(shape) * x_hat + beta.reshape(shape)     # y = γ x̂ + β
-    return out.astype(x.dtype, copy=False), (x_hat, gamma, inv_std, axes, shape, training)
+    return out.astype(x.dtype, copy=False), BatchNormCache(x_hat, gamma, inv_std, axes, shape, training)
 
 
-def _batchnorm_backward(dout, cache):
+def _batchnorm_backward(dout, cache: BatchNormCache):
     x_hat, gamma, inv_std, axes, shape, training = cache
     dbeta = dout.sum(axis=axes)                                   # ∂L/∂β = Σ δ
     dgamma = (dout * x_hat).sum(axis=axes)                        # ∂L/∂γ = Σ δ x̂
@@ -241,6 +296,7 @@ def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
     Train mode normalises with batch statistics and UPDATES running_mean /
     running_var IN PLACE (torch semantics: momentum 0.1, unbiased running var);
     pass None for both to skip tracking. Eval mode uses the running statistics.
+    Like torch, train mode raises ValueError when a channel has a single value (N = 1).
     Returns out (N, D), cache.
     """
     return _batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps)
@@ -281,10 +337,10 @@ def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: f
     inv_std = 1.0 / np.sqrt(var + eps)
     x_hat = centered * inv_std                                    # x̂ = (x - μ)/√(σ² + ε)
     out = gamma * x_hat + beta                                    # y = γ x̂ + β
-    return out.astype(x.dtype, copy=False), (x_hat, gamma, inv_std, axes)
+    return out.astype(x.dtype, copy=False), LayerNormCache(x_hat, gamma, inv_std, axes)
 
 
-def layernorm_backward(dout: np.ndarray, cache):
+def layernorm_backward(dout: np.ndarray, cache: LayerNormCache):
     """dout: shape of x. Returns dx (shape of x), dgamma, dbeta (normalized_shape)."""
     x_hat, gamma, inv_std, axes = cache
     batch_axes = tuple(range(dout.ndim - gamma.ndim))

@@ -224,12 +224,12 @@ def check_all_layers(rng: np.random.Generator | int | None = 0, eps: float = 3e-
 
     n, d, h, steps = 3, 4, 5, 4
     inputs = {"x": rng.standard_normal((n, d)), "prev_h": rng.standard_normal((n, h)),
-              "W_xh": rng.standard_normal((d, h)) * 0.5, "W_hh": rng.standard_normal((h, h)) * 0.5,
-              "b": rng.standard_normal(h)}
+              "weight_ih": rng.standard_normal((h, d)) * 0.5,
+              "weight_hh": rng.standard_normal((h, h)) * 0.5, "bias": rng.standard_normal(h)}
     record("rnn_step", function_check(rnn_step_forward, rnn_step_backward, inputs), (n, d))
     inputs = {"x": rng.standard_normal((n, steps, d)), "h0": rng.standard_normal((n, h)),
-              "W_xh": rng.standard_normal((d, h)) * 0.5, "W_hh": rng.standard_normal((h, h)) * 0.5,
-              "b": rng.standard_normal(h)}
+              "weight_ih": rng.standard_normal((h, d)) * 0.5,
+              "weight_hh": rng.standard_normal((h, h)) * 0.5, "bias": rng.standard_normal(h)}
     record("rnn_sequence (BPTT, T=4)", function_check(rnn_forward, rnn_backward, inputs),
            (n, steps, d))
 

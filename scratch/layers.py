@@ -9,12 +9,14 @@ Every layer has
 `backward` OVERWRITES .grads (no accumulation; each layer is used once per
 forward pass), always in place so references held elsewhere stay valid.
 
-Weight layouts are torch's: Linear.weight (out, in), Conv2d.weight (F, C, kh, kw);
-RNN uses the equation layout W_xh (D, H), W_hh (H, H). `from_torch(module)`
-class methods build a layer from a torch module (weights copied).
+Weight layouts and parameter names are torch's: Linear.weight (out, in), Conv2d.weight
+(F, C, kh, kw), RNN.weight_ih (H, D) and weight_hh (H, H). `from_torch(module)` class
+methods build a layer from a torch module (weights copied, never transposed). The
+activation layers (ReLU, Tanh, ...) are generated from activations.ACTIVATIONS.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 
@@ -344,119 +346,106 @@ class LayerNorm(Layer):
 class Activation(Layer):
     """Elementwise activation by name (a key of activations.ACTIVATIONS), any input shape.
 
-    Extra keyword arguments (negative_slope, alpha, beta, threshold) go to the function.
+    Extra keyword arguments (negative_slope, alpha, beta, threshold) go to the function;
+    the ones not given take torch's defaults. The named classes below (ReLU, LeakyReLU, ...)
+    are this layer with the name fixed.
     """
 
     def __init__(self, name: str, **kwargs) -> None:
         super().__init__()
         if name not in act.ACTIVATIONS:
             raise ValueError(f"unknown activation {name!r}; choose from {list(act.ACTIVATIONS)}")
-        self.name, self.kwargs = name, kwargs
+        self.spec = act.ACTIVATIONS[name]
+        self.name, self.kwargs = name, self.spec.bind((), kwargs)
 
     def forward(self, x, training=True):
-        out, self.cache = act.activation_forward(x, self.name, **self.kwargs)
+        out, self.cache = self.spec.forward(x, **self.kwargs)
         return out
 
     def backward(self, dout):
         return act.activation_backward(dout, self.cache)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.kwargs.items())
-        return f"{type(self).__name__}({args})"
+        args = [f"{k}={v}" for k, v in self.kwargs.items()]
+        if type(self) is Activation:
+            args.insert(0, repr(self.name))
+        return f"{type(self).__name__}({', '.join(args)})"
 
 
-class Sigmoid(Activation):
-    def __init__(self) -> None:
-        super().__init__("sigmoid")
+def _activation_layer(spec: act.ActivationSpec) -> type[Activation]:
+    """The Layer class of one activation, named as torch's (LeakyReLU(negative_slope=0.01), ...)."""
+
+    def __init__(self, *args, **kwargs):
+        Activation.__init__(self, spec.name, **spec.bind(args, kwargs))
+
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+           for name, default in spec.params.items()])
+    doc = f"{spec.equation}, elementwise, any input shape (torch.nn.{spec.layer_name})."
+    return type(spec.layer_name, (Activation,),
+                {"__init__": __init__, "__doc__": doc, "__module__": __name__,
+                 "__qualname__": spec.layer_name})
 
 
-class Tanh(Activation):
-    def __init__(self) -> None:
-        super().__init__("tanh")
-
-
-class ReLU(Activation):
-    def __init__(self) -> None:
-        super().__init__("relu")
-
-
-class LeakyReLU(Activation):
-    def __init__(self, negative_slope: float = 0.01) -> None:
-        super().__init__("leaky_relu", negative_slope=negative_slope)
-
-
-class ELU(Activation):
-    def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__("elu", alpha=alpha)
-
-
-class GELU(Activation):
-    def __init__(self) -> None:
-        super().__init__("gelu")
-
-
-class Softplus(Activation):
-    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
-        super().__init__("softplus", beta=beta, threshold=threshold)
-
-
-class SiLU(Activation):
-    def __init__(self) -> None:
-        super().__init__("silu")
+# One class per activations.ACTIVATIONS entry: Sigmoid, Tanh, ReLU, LeakyReLU, ELU, GELU,
+# Softplus, SiLU.
+ACTIVATION_LAYERS: dict[str, type[Activation]] = {
+    spec.layer_name: _activation_layer(spec) for spec in act.ACTIVATIONS.values()}
+globals().update(ACTIVATION_LAYERS)
 
 
 class RNN(Layer):
-    """Single-layer tanh RNN over batch-first sequences, h_t = tanh(x_t W_xh + h_{t-1} W_hh + b).
+    """Single-layer tanh RNN over batch-first sequences, h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b).
 
     x: (N, T, D) -> (N, T, H) all hidden states (return_sequences=True) or (N, H)
-    the last one. The initial state h0 is zeros. params: W_xh (D, H), W_hh (H, H), b (H,).
-    Default init draws everything from U(±1/√H) like torch.nn.RNN.
+    the last one. The initial state h0 is zeros. params in torch's layout:
+    weight_ih (H, D), weight_hh (H, H), bias (H,) (torch's bias_ih + bias_hh; absent with
+    bias=False). Default init draws everything from U(±1/√H) like torch.nn.RNN.
     """
 
     def __init__(self, input_size: int, hidden_size: int, return_sequences: bool = True,
-                 init: str = "torch", rng: RngLike = None, dtype=np.float32) -> None:
+                 init: str = "torch", rng: RngLike = None, dtype=np.float32,
+                 bias: bool = True) -> None:
         super().__init__()
         rng = np.random.default_rng(rng)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.return_sequences = return_sequences
         # torch's RNN uses fan_in = hidden_size for every weight and bias
-        self._add_param("W_xh", init_array((input_size, hidden_size), hidden_size,
-                                           hidden_size, init, rng, dtype))
-        self._add_param("W_hh", init_array((hidden_size, hidden_size), hidden_size,
-                                           hidden_size, init, rng, dtype))
-        self._add_param("b", init_array((hidden_size,), hidden_size, hidden_size,
-                                        "torch" if init == "torch" else "zeros", rng, dtype))
+        self._add_param("weight_ih", init_array((hidden_size, input_size), hidden_size,
+                                                hidden_size, init, rng, dtype))
+        self._add_param("weight_hh", init_array((hidden_size, hidden_size), hidden_size,
+                                                hidden_size, init, rng, dtype))
+        if bias:
+            self._add_param("bias", init_array((hidden_size,), hidden_size, hidden_size,
+                                               "torch" if init == "torch" else "zeros", rng, dtype))
 
     @classmethod
     def from_torch(cls, module, return_sequences: bool = True, dtype=np.float32) -> "RNN":
-        """Copy a single-layer, unidirectional torch.nn.RNN(nonlinearity='tanh')."""
+        """Copy a single-layer, unidirectional torch.nn.RNN(nonlinearity='tanh') (no transposes)."""
         if module.num_layers != 1 or module.bidirectional or module.nonlinearity != "tanh":
             raise ValueError("only single-layer, unidirectional tanh RNNs are supported")
         layer = cls(module.input_size, module.hidden_size, return_sequences, init="zeros",
-                    dtype=dtype)
-        bias = 0
-        if module.bias:
-            bias = _to_numpy(module.bias_ih_l0, dtype) + _to_numpy(module.bias_hh_l0, dtype)
-        layer.load_weights(W_xh=_to_numpy(module.weight_ih_l0, dtype).T,
-                           W_hh=_to_numpy(module.weight_hh_l0, dtype).T,
-                           b=np.broadcast_to(bias, (module.hidden_size,)))
+                    dtype=dtype, bias=module.bias)
+        weights = {"weight_ih": module.weight_ih_l0, "weight_hh": module.weight_hh_l0}
+        if module.bias:  # the two biases are always added together
+            weights["bias"] = module.bias_ih_l0.detach() + module.bias_hh_l0.detach()
+        layer.load_weights(**weights)
         return layer
 
     def forward(self, x, training=True):
         h0 = np.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
-        h, self.cache = rnn_forward(x, h0, self.params["W_xh"], self.params["W_hh"],
-                                    self.params["b"])
+        bias = self.params.get("bias", 0)
+        h, self.cache = rnn_forward(x, h0, self.params["weight_ih"], self.params["weight_hh"], bias)
         return h if self.return_sequences else h[:, -1]
 
     def backward(self, dout):
         if not self.return_sequences:
             # only the last state was used: the others get zero upstream gradient
-            steps = self.cache[0].shape[1]
-            full = np.zeros(dout.shape[:1] + (steps,) + dout.shape[1:], dtype=dout.dtype)
+            full = np.zeros(self.cache.h.shape, dtype=dout.dtype)
             full[:, -1] = dout
             dout = full
-        dx, _, dW_xh, dW_hh, db = rnn_backward(dout, self.cache)
-        self._set_grad("W_xh", dW_xh)
-        self._set_grad("W_hh", dW_hh)
-        self._set_grad("b", db)
+        dx, _, dweight_ih, dweight_hh, dbias = rnn_backward(dout, self.cache)
+        self._set_grads(weight_ih=dweight_ih, weight_hh=dweight_hh,
+                        bias=dbias if "bias" in self.params else None)
         return dx

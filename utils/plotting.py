@@ -183,7 +183,7 @@ def legend_outside(ax, *, sources=None, **kwargs) -> None:
 
     ``sources``: the axes whose lines to list (default: ``ax`` itself)."""
     seen: dict[str, object] = {}
-    for src in sources or [ax]:
+    for src in (list(np.ravel(sources)) if sources is not None else [ax]):
         for h, lab in zip(*src.get_legend_handles_labels()):
             if not lab.startswith("_"):
                 seen.setdefault(lab, h)

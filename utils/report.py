@@ -53,6 +53,7 @@ class Comparison:
     p_value: float | None = None
     percent: bool = True         # values are fractions shown in percentage points
     metric: str = "accuracy"
+    unit: str = "test examples"  # what n counts (test examples, seeds, steps, series points…)
 
     @property
     def significant(self) -> bool:
@@ -83,7 +84,7 @@ class Comparison:
     def _evidence(self) -> str:
         if self.method == "seeds":
             return f"seed spread ±{self._size(self.half_width)} over {self.n} seeds"
-        unit = "test examples"
+        unit = self.unit
         p = "p < 0.001" if self.p_value is not None and self.p_value < 0.001 else (
             f"p = {self.p_value:.2g}" if self.p_value is not None else "")
         test = "McNemar" if self.method == "mcnemar" else "paired bootstrap"
@@ -128,7 +129,7 @@ def mcnemar_p(b: int, c: int) -> float:
 
 
 def compare_predictions(name_a: str, correct_a, name_b: str, correct_b, *,
-                        metric: str = "test accuracy") -> Comparison:
+                        metric: str = "test accuracy", unit: str = "test examples") -> Comparison:
     """Two classifiers on the same test examples (one seed): McNemar's exact test on the
     paired right/wrong outcomes, and the accuracy difference with its 95% (Wald, paired)
     interval. ``correct_*``: booleans, one per test example, in the same order."""
@@ -142,20 +143,22 @@ def compare_predictions(name_a: str, correct_a, name_b: str, correct_b, *,
     diff = (only_a - only_b) / n
     se = np.sqrt(max(only_a + only_b - (only_a - only_b) ** 2 / n, 0.0)) / n
     return Comparison(name_a, name_b, float(ra.mean()), float(rb.mean()), float(diff), float(Z95 * se),
-                      "mcnemar", n, True, mcnemar_p(only_a, only_b), True, metric)
+                      "mcnemar", n, True, mcnemar_p(only_a, only_b), True, metric, unit)
 
 
 def compare_errors(name_a: str, errors_a, name_b: str, errors_b, *, metric: str = "MSE",
-                   n_boot: int = 2000, seed: int = 0) -> Comparison:
+                   n_boot: int = 2000, seed: int = 0, block: int = 1, unit: str = "test examples") -> Comparison:
     """Two models' per-example errors on the same test examples (lower is better): the
-    difference of the means with a paired-bootstrap 95% interval and two-sided p-value."""
+    difference of the means with a paired-bootstrap 95% interval and two-sided p-value.
+
+    ``block`` > 1: a moving-block bootstrap, for errors that are correlated along a series or
+    a grid (neighbouring points are not independent evidence)."""
     ea = np.asarray(errors_a, dtype=float).ravel()
     eb = np.asarray(errors_b, dtype=float).ravel()
     if ea.shape != eb.shape or ea.size == 0:
         raise ValueError("paired errors must be two equally long, non-empty sequences")
     d = ea - eb
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    boots = _bootstrap_means(d, n_boot, seed, block)
     lo, hi = np.percentile(boots, [2.5, 97.5])
     p = float(min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean())))
     p = max(p, 1.0 / n_boot)
@@ -163,10 +166,23 @@ def compare_errors(name_a: str, errors_a, name_b: str, errors_b, *, metric: str 
     # The interval may be lopsided; its larger side is the honest half-width.
     half = float(max(hi - diff, diff - lo))
     comp = Comparison(name_a, name_b, float(ea.mean()), float(eb.mean()), diff, half, "bootstrap", d.size,
-                      False, p, False, metric)
+                      False, p, False, metric, unit)
     if lo <= 0 <= hi:  # the interval holds zero: a tie whatever the p-value's rounding says
         comp.p_value = max(comp.p_value or 0.0, ALPHA)
     return comp
+
+
+def _bootstrap_means(values: np.ndarray, n_boot: int, seed: int, block: int = 1) -> np.ndarray:
+    """Means of ``n_boot`` bootstrap resamples (moving blocks of ``block`` neighbours when > 1)."""
+    rng = np.random.default_rng(seed)
+    n = values.size
+    block = max(1, min(int(block), n))
+    if block == 1:
+        return values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    n_blocks = -(-n // block)
+    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_boot, -1)[:, :n]
+    return values[idx].mean(axis=1)
 
 
 def compare_runs(name_a: str, name_b: str, *, seeds_a: Sequence[float], seeds_b: Sequence[float],
@@ -187,7 +203,8 @@ def accuracy_interval(accuracy: float, n: int) -> tuple[float, float]:
     z2 = Z95 ** 2
     centre = (accuracy + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 * np.sqrt(accuracy * (1 - accuracy) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return float(centre - half), float(centre + half)
+    # The interval always holds the measured share (rounding could push a bound past it).
+    return float(max(0.0, min(centre - half, accuracy))), float(min(1.0, max(centre + half, accuracy)))
 
 
 def describe_accuracy(accuracy: float, n: int) -> str:
@@ -196,11 +213,11 @@ def describe_accuracy(accuracy: float, n: int) -> str:
     return f"{pct(accuracy)} (95% interval {100 * lo:.1f}–{100 * hi:.1f}%, {n} test examples)"
 
 
-def bootstrap_interval(values, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean of ``values`` (e.g. per-example errors)."""
+def bootstrap_interval(values, *, n_boot: int = 2000, seed: int = 0, block: int = 1) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of ``values`` (e.g. per-example errors);
+    ``block`` > 1 resamples moving blocks, for correlated series."""
     v = np.asarray(values, dtype=float).ravel()
-    rng = np.random.default_rng(seed)
-    boots = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    boots = _bootstrap_means(v, n_boot, seed, block)
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return float(lo), float(hi)
 

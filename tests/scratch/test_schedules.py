@@ -1,9 +1,5 @@
 """Scratch learning-rate schedules vs torch.optim.lr_scheduler, step for step."""
-import sys
 import warnings
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import pytest

@@ -1,9 +1,4 @@
 """Scratch optimizers vs torch.optim, step for step, in float64."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import pytest
 import torch
@@ -15,8 +10,6 @@ from scratch.optim import SGD, Adam, AdamW, RMSprop
 
 STEPS = 25
 
-
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 CONFIGS = [
     (SGD, torch.optim.SGD, dict(lr=0.1)),
