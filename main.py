@@ -69,7 +69,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("ids", nargs="*", metavar="ID", help="task ids (4.3) or section numbers (4); none: the menu")
     p.add_argument("--all", action="store_true", help="run every task")
     p.add_argument("--list", action="store_true", help="list tasks with their datasets and last result")
-    p.add_argument("--ids", action="store_true", help="print the selected task ids, one per line (for scripts)")
+    p.add_argument("--ids", action="store_true", dest="print_ids",
+                   help="print the selected task ids, one per line (for scripts)")
     p.add_argument("--mode", type=str.lower, choices=list(config.MODES) + ["tiny"],
                    default=None, help=f"budget preset (default {config.DEFAULT_MODE}, or $DL_MODE); tiny is a smoke test")
     p.add_argument("--device", type=str.lower, choices=["auto", "cpu", "cuda", "mps"], default="auto",
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print_list(settings)
         return EXIT_OK
-    if args.ids:
+    if args.print_ids:
         print("\n".join(t.id for t in (tasks or all_tasks())))
         return EXIT_OK
     if settings.device != "auto":  # a missing GPU is a usage error, reported before any work

@@ -182,6 +182,8 @@ def legend_outside(ax, *, sources=None, **kwargs) -> None:
     """A legend to the right of ``ax``, so it never covers data; entries deduplicated.
 
     ``sources``: the axes whose lines to list (default: ``ax`` itself)."""
+    import numpy as np
+
     seen: dict[str, object] = {}
     for src in (list(np.ravel(sources)) if sources is not None else [ax]):
         for h, lab in zip(*src.get_legend_handles_labels()):
