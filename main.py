@@ -401,6 +401,9 @@ if __name__ == "__main__":
 
         shutdown()  # leave a torchrun process group cleanly (no-op otherwise)
         sys.exit(EXIT_TERMINATED if code == EXIT_INTERRUPTED and _terminated() else code)
+    except BrokenPipeError:  # output piped into a program that stopped reading (e.g. `| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside a task (tasks handle their own)
         if type(exc).__name__ == "Terminated":
             print("\nterminated", file=sys.stderr)
