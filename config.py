@@ -105,6 +105,14 @@ def get_preset(mode: str | None = None, **overrides: object) -> Preset:
     return dataclasses.replace(PRESETS[mode], **values)
 
 
+PRESET_KEYS = frozenset(f.name for f in fields(Preset))
+
+
+def preset_overrides(overrides: dict[str, object]) -> dict[str, object]:
+    """The overrides that set shared preset values (the rest set tasks' budget values)."""
+    return {k: v for k, v in overrides.items() if k in PRESET_KEYS}
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
     """``["epochs=3", "batch_size=64"]`` -> dict; malformed pairs raise ConfigError."""
     out: dict[str, str] = {}

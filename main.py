@@ -97,15 +97,36 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def make_settings(args):
+def make_settings(args, tasks=()):
     from utils.runner import Settings
 
     mode = (args.mode or os.environ.get("DL_MODE") or config.DEFAULT_MODE).lower()
     overrides = config.parse_overrides(args.set)
-    config.get_preset(mode, **overrides)  # validate now: a bad key fails before any work
+    config.get_preset(mode, **config.preset_overrides(overrides))  # validate now: a bad key fails before any work
+    check_budget_keys(overrides, tasks)
     return Settings(mode=mode, overrides=overrides, device=args.device, seed=args.seed,
                     results_dir=args.results or config.RESULTS_DIR, data_dir=args.data or config.DATA_DIR,
                     dataset=args.dataset, allow_fallback=not args.no_fallback, resume=args.resume)
+
+
+def check_budget_keys(overrides: dict, tasks) -> None:
+    """--set keys that are not shared preset values must name a budget value of a selected task."""
+    extra = set(overrides) - config.PRESET_KEYS
+    if not extra:
+        return
+    known: set[str] = set()
+    for t in tasks:
+        try:
+            module = t.load()
+        except Exception:  # a task that cannot even import fails later, with its own message
+            continue
+        for row in getattr(module, "BUDGET", {}).values():
+            known |= set(row)
+    unknown = sorted(extra - known)
+    if unknown:
+        raise config.ConfigError(
+            f"unknown config key(s) {', '.join(unknown)} for the selected tasks; shared keys: "
+            f"{', '.join(sorted(config.PRESET_KEYS - {'name'}))}; their budget keys: {', '.join(sorted(known)) or 'none'}")
 
 
 def print_list(settings) -> None:
@@ -160,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
 
     prog = "main.py"
     try:
-        settings = make_settings(args)
         tasks = all_tasks() if args.all else resolve(args.ids)
+        settings = make_settings(args, tasks or all_tasks())
     except (config.ConfigError, SelectionError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -64,7 +64,7 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
     from utils.provenance import (code_version, configure_torch, hardware, limit_threads, peak_rss,
                                   pick_device, reset_peak_rss, set_seed, versions)
 
-    preset = config.get_preset(settings.mode, **settings.overrides)
+    preset = config.get_preset(settings.mode, **config.preset_overrides(settings.overrides))
     console.rule(f"[bold]{task.id} {escape(task.title)}[/]  ({preset.name} mode, seed {settings.seed})")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
