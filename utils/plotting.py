@@ -43,7 +43,7 @@ STYLE = {
 plt.rcParams.update(STYLE)
 
 
-def save_figure(fig, path: Path, footer: str = "") -> Path:
+def save_figure(fig, path: Path, footer: str = "", dpi: int = DPI) -> Path:
     """Add the footer, write ``fig`` as a PNG atomically, and close it."""
     path = Path(path).with_suffix(".png")
     if footer:
@@ -51,7 +51,7 @@ def save_figure(fig, path: Path, footer: str = "") -> Path:
         fig.text(0.995, -0.01, footer, ha="right", va="top", fontsize=6.5, color="0.4")
     try:
         with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png", pad_inches=0.12)
+            fig.savefig(tmp, dpi=dpi, format="png", pad_inches=0.12)
     finally:
         plt.close(fig)
     return path
