@@ -468,36 +468,67 @@ _NEGATIVE = ("boring", "awful", "dull", "clumsy", "tedious", "terrible", "forget
              "predictable", "messy", "painful", "bland")
 _NEUTRAL = ("the film", "the plot", "the cast", "the director", "the ending", "the script", "the music",
             "this movie", "the story", "the pacing", "the dialogue", "the camera work")
-_FILLER = ("i watched it on a sunday", "my friend recommended it", "it runs about two hours",
-           "the trailer promised a lot", "it was released last year", "i saw it in a small cinema",
-           "there are a few familiar faces", "it is based on a novel")
+# Neutral filler sentences are built from these parts (subject, verb phrase, detail), so the
+# corpus has a few hundred distinct words of which only the opinion words carry sentiment.
+_FILLER_SUBJECTS = ("i", "my friend", "my sister", "the audience", "a neighbour", "my partner", "the critic",
+                    "everyone in the row", "a colleague", "the usher")
+_FILLER_VERBS = ("watched it", "saw it", "talked about it", "bought a ticket", "read about it", "waited for it",
+                 "heard of it", "rented it", "found it online", "remembered it")
+_FILLER_DETAILS = ("on a sunday", "last winter", "in a small cinema", "after dinner", "on a long flight",
+                   "with two friends", "at a festival", "on a rainy evening", "during the holidays",
+                   "before the news", "in the afternoon", "on television", "in the city centre", "at home")
+_FILLER_FACTS = ("it runs about two hours", "the trailer came out in spring", "it is based on a novel",
+                 "there are a few familiar faces", "it was shot in three countries", "the studio is small",
+                 "the title changed twice", "it was released last year", "the poster shows a train",
+                 "the sequel is planned", "most scenes take place at night", "the book has four chapters")
+
+
+def _fillers(rng, n: int) -> list[str]:
+    """``n`` neutral sentences (drawn in one go: whole-array draws, no per-word calls)."""
+    fact, s, v, d, f = rng.random(n) < 0.5, *(rng.integers(0, len(w), n) for w in (
+        _FILLER_SUBJECTS, _FILLER_VERBS, _FILLER_DETAILS, _FILLER_FACTS))
+    return [_FILLER_FACTS[f[i]] if fact[i] else f"{_FILLER_SUBJECTS[s[i]]} {_FILLER_VERBS[v[i]]} {_FILLER_DETAILS[d[i]]}"
+            for i in range(n)]
+
+
+def _opinion(rng) -> tuple[str, int]:
+    """One opinion phrase and its polarity (+1 / -1): plain, negated ("was not good") or a
+    contrast ("… was good at first , but the ending was awful , truly awful"), where the clause
+    after "but" decides and, said twice, also outweighs the first in a word count."""
+    positive = rng.random() < 0.5
+    own, other = (_POSITIVE, _NEGATIVE) if positive else (_NEGATIVE, _POSITIVE)
+    polarity = 1 if positive else -1
+    kind = rng.random()
+    if kind < 0.25:   # negation: the word's polarity is flipped
+        return f"{rng.choice(_NEUTRAL)} was not {rng.choice(other)}", polarity
+    if kind < 0.5:    # contrast: opposite first impression, then the verdict after "but"
+        w = str(rng.choice(own))
+        return (f"{rng.choice(_NEUTRAL)} seemed {rng.choice(other)} at first , but {rng.choice(_NEUTRAL)} was "
+                f"{w} , truly {w}"), polarity
+    return f"{rng.choice(_NEUTRAL)} was {rng.choice(own)}", polarity
 
 
 def synthetic_reviews(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     """A generated sentiment corpus: the offline stand-in for IMDb.
 
-    Each review mixes neutral filler sentences with opinion sentences. The label is the
-    sign of (positive - negative) opinion words, where "not <word>" flips a word's polarity,
-    so a bag-of-words model cannot be perfect and word order (negation) matters. Reviews vary
-    from 2 to ~25 sentences so accuracy-by-length is meaningful.
+    Each review is long, mostly neutral text (6 to 25 filler sentences, about 40 to 200 words)
+    with one to three opinion phrases put at random positions: plain ("the plot was clever"),
+    negated ("the cast was not boring", positive) or contrasting ("the film seemed dull at first ,
+    but the ending was superb , truly superb", positive). The label is the sign of the summed
+    polarities, which is also the sign of (positive - negative) opinion words when "not <word>"
+    flips a word. The sentiment sits anywhere in the text, so a model that keeps only what it
+    read last (the end of the review) must carry it over many neutral words, while a model that
+    attends can look it up; word order matters (negation, contrast).
     """
     rng = np.random.default_rng(seed)
     texts, labels = [], []
     while len(texts) < n:
-        n_sent = int(rng.integers(2, 26))
-        score, sents = 0, []
-        for _ in range(n_sent):
-            if rng.random() < 0.45:
-                sents.append(str(rng.choice(_FILLER)))
-                continue
-            positive = rng.random() < 0.5
-            word = str(rng.choice(_POSITIVE if positive else _NEGATIVE))
-            negated = rng.random() < 0.25
-            polarity = (1 if positive else -1) * (-1 if negated else 1)
+        sents = _fillers(rng, int(rng.integers(6, 26)))
+        score = 0
+        for _ in range(int(rng.choice([1, 3], p=[0.6, 0.4]))):
+            phrase, polarity = _opinion(rng)
             score += polarity
-            sents.append(f"{rng.choice(_NEUTRAL)} was {'not ' if negated else ''}{word}")
-        if score == 0:
-            continue
+            sents.insert(int(rng.integers(0, len(sents) + 1)), phrase)
         texts.append(" . ".join(sents) + " .")
         labels.append(int(score > 0))
     return texts, np.asarray(labels, dtype=np.int64)

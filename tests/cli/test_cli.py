@@ -49,6 +49,7 @@ def test_bad_input_is_one_line_exit_2(args, needle):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_device_choice_is_honoured_or_refused(tmp_path):
     """Without CUDA, --device cuda is a usage error; with CUDA, a task really runs there."""
     import torch
@@ -92,6 +93,7 @@ def test_menu_eof_exits_zero(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_menu_bad_keys_reprompt_then_run_a_task_from_a_section(tmp_path):
     # wrong key, wrong id, open section 3, bad task number, run 3.1, back, quit
     r = run(["--mode", "tiny", "--results", str(tmp_path)], stdin="zz\n7.7\n3\n99\n1\nb\nq\n")
@@ -109,6 +111,7 @@ def test_menu_mode_change_is_applied(tmp_path):
     assert "unknown mode 'warp'" in r.stdout and "mode hybrid" in r.stdout
 
 
+@pytest.mark.slow
 def test_batch_run_summary_and_metrics_provenance(tmp_path):
     r = run(["3.1", "4.3", "--mode", "tiny", "--results", str(tmp_path), "--seed", "7"], timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
@@ -129,6 +132,7 @@ def test_batch_run_summary_and_metrics_provenance(tmp_path):
     assert json.loads(next(tmp_path.glob("3.1_*/metrics.json")).read_text())["seed"] == 8
 
 
+@pytest.mark.slow
 def test_no_fallback_fails_cleanly(tmp_path):
     r = run(["4.3", "--mode", "tiny", "--no-fallback", "--results", str(tmp_path), "--data", str(tmp_path / "d")])
     assert r.returncode == 1
@@ -198,6 +202,7 @@ def proc_factory():
         p.kill()
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_batch_task_marks_it_interrupted(tmp_path, proc_factory):
     proc = proc_factory(["3.5", "3.1", "--mode", "quick"], tmp_path)
     proc.wait_for("epoch 2/")
@@ -210,6 +215,7 @@ def test_ctrl_c_during_batch_task_marks_it_interrupted(tmp_path, proc_factory):
     assert not list(tmp_path.glob("3.1_*"))  # the batch stopped
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_like_ctrl_c(tmp_path, proc_factory):
     proc = proc_factory(["3.5", "3.1", "--mode", "quick"], tmp_path)
     proc.wait_for("epoch 2/")
@@ -220,6 +226,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, proc_factory):
     assert m["status"] == "interrupted" and "SIGTERM" in m["error"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_menu_returns_to_menu(tmp_path, proc_factory):
     proc = proc_factory(["--mode", "quick"], tmp_path, stdin=True)
     proc.send("3.5\n")
@@ -231,6 +238,7 @@ def test_ctrl_c_in_menu_returns_to_menu(tmp_path, proc_factory):
     assert proc.p.returncode == 0 and "bye" in out and "Traceback" not in out + err
 
 
+@pytest.mark.slow
 def test_redraw_rebuilds_figures_and_analysis_without_training(tmp_path):
     r = run(["3.1", "--mode", "tiny", "--results", str(tmp_path)])
     assert r.returncode == 0, r.stdout[-2000:]
