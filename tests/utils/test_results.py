@@ -11,8 +11,9 @@ import pytest
 
 from utils.history import History
 from utils.report import Comparison, compare_seeds
+from utils.reports import write_summary
 from utils.results import (TEMP_PREFIX, atomic_path, load_result, read_json, remove_stale_temporaries,
-                           save_result, write_json, write_summary)
+                           save_result, write_json)
 
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
@@ -71,7 +72,7 @@ def test_stale_temporaries_are_removed_but_nothing_else(tmp_path):
 
 class _Task:
     def __init__(self, id_, title):
-        self.id, self.title, self.dirname = id_, title, f"{id_}_x"
+        self.id, self.title, self.dirname, self.section, self.target = id_, title, f"{id_}_x", id_[0], None
 
 
 def test_summary_is_written_but_never_over_a_foreign_file(tmp_path):
