@@ -1,8 +1,10 @@
 """Test-suite settings and shared fixtures: never touch the network; results go to temporary folders."""
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
 
 os.environ["DL_OFFLINE"] = "1"  # downloads fail at once; stand-ins are used where data is absent
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -44,3 +46,25 @@ def run_tiny(tiny_results):
         return outcome, json.loads((out / "metrics.json").read_text()), out
 
     return run
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A local HTTP server for download tests: (folder it serves, base URL, paths requested)."""
+    monkeypatch.delenv("DL_OFFLINE", raising=False)
+    root = tmp_path / "served"
+    root.mkdir()
+    hits = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(root), **k)
+
+        def log_message(self, *args):
+            hits.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    httpd.shutdown()

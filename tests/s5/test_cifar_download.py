@@ -3,37 +3,14 @@ archive layout (cifar-10-batches-py/ with pickled batches), md5-checked, extract
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import pickle
 import tarfile
-import threading
 
 import numpy as np
 import pytest
 
 from utils import data as data_mod
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    monkeypatch.delenv("DL_OFFLINE", raising=False)
-    root = tmp_path / "served"
-    root.mkdir()
-    hits = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **k):
-            super().__init__(*a, directory=str(root), **k)
-
-        def log_message(self, *args):
-            hits.append(self.path)
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hits
-    httpd.shutdown()
 
 
 def tiny_cifar_archive(path, per_batch: int = 4):

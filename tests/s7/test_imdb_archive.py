@@ -3,10 +3,8 @@ md5-checked, extracted and tokenized; hostile ones (path traversal, a symlink ou
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,25 +12,6 @@ import pytest
 from experiments.s7_attention._shared import text_splits
 from utils import data as data_mod
 from utils.download import DataUnavailable
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    monkeypatch.delenv("DL_OFFLINE", raising=False)
-    root = tmp_path / "served"
-    root.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **k):
-            super().__init__(*a, directory=str(root), **k)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
 
 
 def make_tar(path: Path, members) -> str:
@@ -58,7 +37,7 @@ def reviews(n=6):
 
 
 def serve(server, monkeypatch, members):
-    root, base = server
+    root, base, _ = server
     md5 = make_tar(root / "aclImdb_v1.tar.gz", members)
     monkeypatch.setattr(data_mod, "IMDB_URL", f"{base}/aclImdb_v1.tar.gz")
     monkeypatch.setattr(data_mod, "IMDB_MD5", md5)

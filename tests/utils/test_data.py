@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import io
 import struct
 import tarfile
-import threading
 import time
 from pathlib import Path
 
@@ -180,27 +178,6 @@ def test_imdb_standin_when_offline(tmp_path):
 
 
 # ---------------------------------------------------------------- downloads from a local server
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    monkeypatch.delenv("DL_OFFLINE", raising=False)
-    root = tmp_path / "served"
-    root.mkdir()
-    hits = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **k):
-            super().__init__(*a, directory=str(root), **k)
-
-        def log_message(self, *args):
-            hits.append(self.path)
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hits
-    httpd.shutdown()
-
-
 def test_download_verifies_and_caches(server, tmp_path):
     root, base, hits = server
     payload = b"hello dataset" * 100
