@@ -136,11 +136,10 @@ class RunContext:
         return f"task {self.task.id} · {self.mode} mode · data: {self.dataset_label} · seed {self.seed}"
 
     def save_figure(self, fig, name: str) -> Path:
-        """Save a matplotlib figure as results/<task>/<name>.png (300 dpi, footer, atomic)."""
+        """Save a matplotlib figure as results/<task>/<name>.png (the preset's dpi, footer, atomic)."""
         from utils.plotting import save_figure
 
-        # 300 dpi for grading; the test suite's tiny mode only checks that figures are made.
-        path = save_figure(fig, self.out_dir / name, footer=self.footer, dpi=60 if self.mode == "tiny" else 300)
+        path = save_figure(fig, self.out_dir / name, footer=self.footer, dpi=self.cfg.figure_dpi)
         if path.name not in self.figures:
             self.figures.append(path.name)
         return path

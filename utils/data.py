@@ -511,7 +511,7 @@ def _opinion(rng) -> tuple[str, int]:
 def synthetic_reviews(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     """A generated sentiment corpus: the offline stand-in for IMDb.
 
-    Each review is long, mostly neutral text (6 to 25 filler sentences, about 40 to 200 words)
+    Each review is mostly neutral text (3 to 14 filler sentences, about 20 to 150 tokens, median 78)
     with one to three opinion phrases put at random positions: plain ("the plot was clever"),
     negated ("the cast was not boring", positive) or contrasting ("the film seemed dull at first ,
     but the ending was superb , truly superb", positive). The label is the sign of the summed
@@ -523,7 +523,7 @@ def synthetic_reviews(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     rng = np.random.default_rng(seed)
     texts, labels = [], []
     while len(texts) < n:
-        sents = _fillers(rng, int(rng.integers(6, 26)))
+        sents = _fillers(rng, int(rng.integers(3, 15)))
         score = 0
         for _ in range(int(rng.choice([1, 3], p=[0.6, 0.4]))):
             phrase, polarity = _opinion(rng)

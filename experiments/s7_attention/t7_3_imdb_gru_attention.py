@@ -19,8 +19,8 @@ from utils.report import Comparison, accuracy_interval, compare_predictions, des
 BUDGET = {  # train_size / test_size None: all reviews (25,000 / 25,000 on IMDb)
     "tiny": {"train_size": 300, "test_size": 200, "max_len": 64, "vocab_size": 1000, "embed": 16, "hidden": 16,
              "epochs": 1, "batch_size": 64, "lr": 2e-3, "examples": 1},
-    "quick": {"train_size": 2000, "test_size": 1000, "max_len": 160, "vocab_size": 5000, "embed": 32, "hidden": 32,
-              "epochs": 4, "batch_size": 64, "lr": 3e-3, "examples": 4},
+    "quick": {"train_size": 3000, "test_size": 1000, "max_len": 112, "vocab_size": 5000, "embed": 32, "hidden": 32,
+              "epochs": 4, "batch_size": 64, "lr": 1e-2, "examples": 4},
     "hybrid": {"train_size": 8000, "test_size": 5000, "max_len": 200, "vocab_size": 5000, "embed": 128,
                "hidden": 128, "epochs": 3, "batch_size": 64, "lr": 2e-3, "examples": 6},
     "full": {"train_size": None, "test_size": None, "max_len": 400, "vocab_size": 5000, "embed": 128, "hidden": 256,

@@ -1,5 +1,5 @@
-"""7.4 A Transformer encoder text classifier (token embeddings, sinusoidal positions, a CLS token,
-padding masked) on the same reviews as 7.3, against 7.3's two GRUs: test accuracy (McNemar on the
+"""7.4 A Transformer encoder text classifier (token embeddings, sinusoidal positions, a CLS token or
+mean pooling over real tokens, padding masked) on the same reviews as 7.3, against 7.3's two GRUs: test accuracy (McNemar on the
 same test reviews), seconds per epoch and parameters. When 7.3 ran in this results folder on the same
 data and split its numbers and paired predictions are used; otherwise the GRUs are trained here."""
 from __future__ import annotations
@@ -17,10 +17,12 @@ from utils.plotting import history_figure, plt
 from utils.report import Comparison, accuracy_interval, compare_predictions, describe_accuracy, pct, table
 
 BUDGET = {  # the data settings (sizes, max_len, vocabulary) are 7.3's, so the test reviews are the same
-    "tiny": {"d_model": 16, "heads": 2, "layers": 1, "d_ff": 32, "epochs": 1, "lr": 1e-3},
-    "quick": {"d_model": 32, "heads": 4, "layers": 2, "d_ff": 64, "epochs": 4, "lr": 1e-3},
-    "hybrid": {"d_model": 64, "heads": 4, "layers": 2, "d_ff": 256, "epochs": 3, "lr": 5e-4},
-    "full": {"d_model": 128, "heads": 8, "layers": 4, "d_ff": 512, "epochs": 8, "lr": 3e-4},
+    "tiny": {"d_model": 16, "heads": 2, "layers": 1, "d_ff": 32, "epochs": 1, "lr": 1e-3, "pooling": "mean"},
+    # QUICK: one wide layer with mean pooling learns fastest on 2,700 reviews (measured: 74% after 5
+    # epochs, where 2 layers of 32 with a CLS token stayed at 54%)
+    "quick": {"d_model": 64, "heads": 4, "layers": 1, "d_ff": 128, "epochs": 5, "lr": 3e-3, "pooling": "mean"},
+    "hybrid": {"d_model": 64, "heads": 4, "layers": 2, "d_ff": 256, "epochs": 3, "lr": 5e-4, "pooling": "cls"},
+    "full": {"d_model": 128, "heads": 8, "layers": 4, "d_ff": 512, "epochs": 8, "lr": 3e-4, "pooling": "cls"},
 }
 NAMES = {"transformer": "Transformer", "baseline": "GRU, last state", "attention": "GRU + attention"}
 
@@ -51,7 +53,7 @@ def measure(ctx) -> Result:
                     test_size=d["test_size"], val_fraction=0.1, seed=ctx.seed)
     torch.manual_seed(ctx.seed)
     model = TransformerClassifier(d_model=b.d_model, heads=b.heads, layers=b.layers, d_ff=b.d_ff, max_len=s.max_len,
-                                  vocab_size=len(s.vocab), dropout=0.1, pooling="cls")
+                                  vocab_size=len(s.vocab), dropout=0.1, pooling=b.pooling)
     opt = torch.optim.AdamW(model.parameters(), lr=b.lr, weight_decay=0.01)
     history = ctx.fit(model, (s.x_train, s.y_train), (s.x_val, s.y_val), epochs=b.epochs, optimizer=opt,
                       batch_size=d["batch_size"], clip_grad_norm=1.0, patience=3, description="Transformer")
@@ -118,6 +120,16 @@ def write_up(r: Result) -> str:
               "7.3 had not run on the same data in this results folder, so its two GRUs were trained here with "
               "7.3's budget for this mode.")
     fast = min(r.seconds_per_epoch, key=r.seconds_per_epoch.get)
+    behind = [NAMES[k] for k, c in r.comparisons.items() if c.loser == NAMES["transformer"]]
+    val = r.history.val_acc
+    if behind:
+        trend = ("still rising" if len(val) > 1 and val[-1] > max(val[:-1]) else "no longer rising")
+        why = (f"\n\nHere the Transformer is behind {' and '.join(behind)}. A GRU reads in order and so has a bias "
+               f"toward local word order (\"not boring\") built in; the Transformer must learn it from the added "
+               f"positions, which takes more data or more epochs than this budget gives: its validation accuracy went "
+               f"{pct(val[0])} → {pct(val[-1])} over {len(val)} epochs and was {trend} at the end.")
+    else:
+        why = ""
     return f"""
 ## Result (`comparison.png`, `curves.png`)
 {source} Transformer: {describe_accuracy(r.accuracy['transformer'], r.test_examples)} after {r.history.epochs} epochs.
@@ -125,7 +137,7 @@ def write_up(r: Result) -> str:
 {table(["model", "test accuracy", "s / epoch", "parameters"], rows)}
 
 - {r.comparisons['baseline'].sentence()}
-- {r.comparisons['attention'].sentence()}
+- {r.comparisons['attention'].sentence()}{why}
 
 The fastest epoch was the {NAMES[fast]}'s ({r.seconds_per_epoch[fast]:.1f} s); the Transformer processes all
 positions of a review at once, the GRUs step through them one by one, so their time grows with the review
