@@ -231,6 +231,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def confusion_sentence(cm, classes) -> str:
+    """"The most frequent confusion was **3 taken for 8** (5 of 40 test images)." — or, when the
+    confusion matrix has nothing off its diagonal, that no test image was misclassified."""
+    ti, pi, n = most_confused(cm)
+    if n == 0:
+        return f"No test image was misclassified ({int(np.sum(cm))} of {int(np.sum(cm))} right)."
+    return (f"The most frequent confusion was **{classes[ti]} taken for {classes[pi]}** ({n} of "
+            f"{int(np.sum(cm[ti]))} test images of {classes[ti]}).")
+
+
 def most_confused(cm) -> tuple[int, int, int]:
     """(true class, predicted class, count) of the largest off-diagonal cell of a confusion matrix."""
     off = np.array(cm, copy=True)

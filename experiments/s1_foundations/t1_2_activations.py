@@ -3,7 +3,6 @@ then the same scratch MLP trained on the real 8×8 digits with each one. "Trains
 by the comparison rule on the held-out digits (paired predictions with one seed, seed spread with several)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -14,7 +14,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from experiments.s2_optimization._shared_b import Variant, compare_to_baseline, seeds_note, train_variants
 from utils.plotting import confusion_matrix_plot, history_figure, plt
-from utils.report import Comparison, accuracy_interval, describe_accuracy, most_confused, pct, spread, table
+from utils.report import Comparison, accuracy_interval, confusion_sentence, describe_accuracy, pct, spread, table
 from utils.train import predict
 
 BUDGET = {  # train_size None: every training image
@@ -175,7 +175,6 @@ def write_up(r: Result) -> str:
              f"{v[n].parameters:,}", acc(n), f"{np.mean(v[n].seconds):.1f}",
              r.comparisons[n].verdict() if n in r.comparisons else ("—" if n == "baseline" else "diverged"))
             for n in v]
-    ti, pi, n_confused = most_confused(r.confusion)
     recalls = sorted((r.report[c]["recall"], c) for c in r.classes)
     report_rows = [(c, pct(r.report[c]["precision"]), pct(r.report[c]["recall"]), f"{r.report[c]['f1-score']:.3f}",
                     int(r.report[c]["support"])) for c in r.classes]
@@ -208,7 +207,7 @@ for {r.epochs} epochs on {r.train_examples} {r.dataset} images ({np.mean(base.se
 **{describe_accuracy(base.accuracy, r.test_examples) if base.finished else 'no accuracy: it diverged'}**.
 After the last epoch {fit}; validation loss {h.final('val_loss'):.4f}.
 
-The most frequent confusion was **{r.classes[ti]} taken for {r.classes[pi]}** ({n_confused} images). Lowest
+{confusion_sentence(r.confusion, r.classes)} Lowest
 recall: {recalls[0][1]} ({pct(recalls[0][0])}) and {recalls[1][1]} ({pct(recalls[1][0])}); highest:
 {recalls[-1][1]} ({pct(recalls[-1][0])}).
 

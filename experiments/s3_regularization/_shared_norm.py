@@ -169,7 +169,7 @@ def fell_behind_text(r) -> str:
     behind = [k for k, c in r.test_comparison.items() if c.winner == NAMES["none"]]
     late_text = ""
     if behind:
-        late_text = (f"This goes against the textbook picture of normalization as a uniform speed-up: "
+        late_text = ("This goes against the textbook picture of normalization as a uniform speed-up: "
                      + "; ".join(f"{NAMES[k]} led no normalization after epoch 1 ({pct(np.mean(r.first_epoch[k]))} vs "
                                  f"{pct(np.mean(r.first_epoch['none']))}) but fell behind by epoch {r.epochs} "
                                  f"({pct(r.histories[k].final('val_acc'))} vs "

@@ -249,8 +249,8 @@ def write_up(r: Result) -> str:
     blurred = _range([ef[n][k]["detail_ratio"] for n in r.names for k in ("box blur 5×5", "Gaussian blur 5×5")])
     box_stronger = sum(ef[n]["box blur 5×5"]["detail_ratio"] < ef[n]["Gaussian blur 5×5"]["detail_ratio"] for n in r.names)
     if box_stronger == len(r.names):
-        blur_note = (f"the 5×5 box blur removed more detail than the 5×5 Gaussian on every image: the Gaussian "
-                     f"weights the centre more, so it keeps more of the finest structure")
+        blur_note = ("the 5×5 box blur removed more detail than the 5×5 Gaussian on every image: the Gaussian "
+                     "weights the centre more, so it keeps more of the finest structure")
     elif box_stronger == 0:
         blur_note = "the 5×5 Gaussian removed more detail than the 5×5 box blur on every image"
     else:

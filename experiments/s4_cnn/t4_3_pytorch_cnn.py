@@ -17,7 +17,7 @@ from experiments.s4_cnn._shared import train_small_cnn
 from models import count_parameters
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, history_figure, mistakes_figure, plt
-from utils.report import describe_accuracy, most_confused, pct, table
+from utils.report import confusion_sentence, describe_accuracy, most_confused, pct, table
 from utils.train import predict
 
 BUDGET = {  # train_size None: the preset's (quick 12,000 images; hybrid and full: all of them)
@@ -106,7 +106,6 @@ def write_up(r: Result) -> str:
     else:
         fit_note = (f"Validation loss was still falling at the last epoch ({h.val_loss[-1]:.4f}), so the "
                     f"network had not begun to over-fit; more epochs would likely help.")
-    ti, pi, n_confused = most_confused(r.confusion)
     recalls = sorted((r.report[c]["recall"], c) for c in r.classes)
     rows = [(c, pct(r.report[c]["precision"]), pct(r.report[c]["recall"]), f"{r.report[c]['f1-score']:.3f}",
              int(r.report[c]["support"])) for c in r.classes]
@@ -121,8 +120,7 @@ on the {r.dataset} test set.
 Final training accuracy {pct(h.final('train_acc'))} vs validation {pct(h.final('val_acc'))}: {gap_note} {fit_note}
 
 ## Errors ({figures})
-{r.mistakes} test images were misclassified. The most frequent confusion was **{r.classes[ti]} taken for
-{r.classes[pi]}** ({n_confused} images). The classes with the lowest recall were {recalls[0][1]} ({pct(recalls[0][0])})
+{r.mistakes} test images were misclassified. {confusion_sentence(r.confusion, r.classes)} The classes with the lowest recall were {recalls[0][1]} ({pct(recalls[0][0])})
 and {recalls[1][1]} ({pct(recalls[1][0])}); the highest was {recalls[-1][1]} ({pct(recalls[-1][0])}).
 
 {table(["class", "precision", "recall", "F1", "test images"], rows)}

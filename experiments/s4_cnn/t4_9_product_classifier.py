@@ -21,7 +21,7 @@ from models import ProductClassifier, count_parameters
 from utils.data import train_val_split
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, history_figure, legend_outside, mistakes_figure, plt
-from utils.report import Comparison, compare_predictions, describe_accuracy, most_confused, pct, table
+from utils.report import Comparison, compare_predictions, confusion_sentence, describe_accuracy, most_confused, pct, table
 from utils.train import predict
 
 _COMMON = {"max_lr": 3e-3, "weight_decay": 5e-4, "smoothing": 0.1, "flips": True, "shifts": False, "erasing": False,
@@ -226,7 +226,9 @@ def write_up(r: Result) -> str:
     h, rc, base = r.history, r.recipe, r.baseline
     per_class = r.confusion.diagonal() / np.maximum(r.confusion.sum(1), 1)
     order = np.argsort(per_class)
-    ti, pi, n_confused = most_confused(r.confusion)
+    spread = ("Every class was recognised equally well." if per_class[order[0]] == per_class[order[-1]] else
+              f"The weakest class was **{r.classes[order[0]]}** ({pct(per_class[order[0]])}), the strongest "
+              f"{r.classes[order[-1]]} ({pct(per_class[order[-1]])}).")
     names = {"shifts": "random 2-pixel shifts", "hflip": "horizontal flips", "erasing": "random erasing"}
     aug = [names[k] for k, used in rc["augmentation"].items() if used]
     target = "" if rc["target"] is None else (
@@ -286,9 +288,7 @@ of {rc['train_examples']:,} images in batches of {rc['batch_size']} ({h.seconds:
 {vs43}
 
 ## Per class (`per_class_accuracy.png`, `confusion_matrix.png`, `confident_mistakes.png`)
-The weakest class was **{r.classes[order[0]]}** ({pct(per_class[order[0]])}), the strongest {r.classes[order[-1]]}
-({pct(per_class[order[-1]])}). The most frequent confusion was {r.classes[ti]} predicted as {r.classes[pi]}
-({n_confused} of {int(r.confusion[ti].sum())} test images).
+{spread} {confusion_sentence(r.confusion, r.classes)}
 
 {table(["class", "product CNN", "4.3 SmallCNN", "test images"], rows)}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
 
@@ -76,12 +75,15 @@ def measure(ctx) -> Result:
                 model.eval()
                 test_acc[key] = float((model(ds.x_test.to(ctx.device)).argmax(1).cpu() == ds.y_test).float().mean())
     shallow, deep = min(b.depths), max(b.depths)
-    skip = compare_errors(f"plain-{deep}", losses[f"plain_{deep}"], f"ResNet-{deep}", losses[f"resnet_{deep}"],
-                          metric="training loss (cross-entropy)", seed=ctx.seed)
-    degradation = compare_errors(f"plain-{deep}", losses[f"plain_{deep}"], f"plain-{shallow}",
-                                 losses[f"plain_{shallow}"], metric="training loss (cross-entropy)", seed=ctx.seed)
-    deeper_res = compare_errors(f"ResNet-{deep}", losses[f"resnet_{deep}"], f"ResNet-{shallow}",
-                                losses[f"resnet_{shallow}"], metric="training loss (cross-entropy)", seed=ctx.seed)
+
+    def loss_gap(a: str, b: str) -> Comparison:     # "plain_20", "resnet_20": paired bootstrap on the probe images
+        return compare_errors(a.replace("plain_", "plain-").replace("resnet_", "ResNet-"), losses[a],
+                              b.replace("plain_", "plain-").replace("resnet_", "ResNet-"), losses[b],
+                              metric="training loss (cross-entropy)", seed=ctx.seed, unit="training images")
+
+    skip = loss_gap(f"plain_{deep}", f"resnet_{deep}")
+    degradation = loss_gap(f"plain_{deep}", f"plain_{shallow}")
+    deeper_res = loss_gap(f"resnet_{deep}", f"resnet_{shallow}")
     ctx.record(final_train_loss=final, depths=list(b.depths), width=b.width, parameters=params,
                grad_norm_first_layer={k: {"init": g0[k][0], "trained": g1[k][0]} for k in g0},
                probe_train_loss={k: float(v.mean()) for k, v in losses.items()}, test_accuracy=test_acc,
@@ -132,7 +134,7 @@ def draw(ctx, r: Result) -> None:
 def write_up(r: Result) -> str:
     shallow, deep = min(r.depths), max(r.depths)
     pd, rd, ps, rs = (f"plain_{deep}", f"resnet_{deep}", f"plain_{shallow}", f"resnet_{shallow}")
-    lines = [f"| model | parameters | final training loss (epoch mean) | probe training loss (eval) | test accuracy |",
+    lines = ["| model | parameters | final training loss (epoch mean) | probe training loss (eval) | test accuracy |",
              "|---|---|---|---|---|"]
     for k in r.histories:
         lines.append(f"| {_style(k, r.depths)['label']} | {r.parameters[k]:,} | {r.final_train_loss[k]:.4f} | "
@@ -168,15 +170,18 @@ def write_up(r: Result) -> str:
     parts = []
     for g, when in ((g0, "at initialisation"), (g1, "after training")):
         p, q = ratio(g, pd), ratio(g, rd)
+        shares = (f"first/last-layer norm ratio {p:.3g} vs {q:.3g}; first layer {g[pd][0]:.3g} vs "
+                  f"{g[rd][0]:.3g}")
         if p < q / 2:
-            parts.append(f"{when} the plain-{deep} input layer gets a smaller share of the gradient than the "
-                         f"ResNet's (first/last-layer norm ratio {p:.3g} vs {q:.3g}; first layer {g[pd][0]:.3g} vs "
-                         f"{g[rd][0]:.3g}): the gradient fades on its way down the plain stack, while the shortcuts "
-                         f"carry it past the layers")
+            parts.append(f"{when} the plain-{deep} input layer gets {q / p:.1f}× less of the gradient, relative to "
+                         f"its last layer, than the ResNet's ({shares}): the gradient fades on its way down the plain "
+                         f"stack, while the shortcuts carry it past the layers")
+        elif p < q:
+            parts.append(f"{when} the plain-{deep} input layer gets a somewhat smaller share than the ResNet's "
+                         f"({shares}), less than a factor of two: batch norm keeps the gradient from vanishing")
         else:
             parts.append(f"{when} the plain-{deep} input layer does not get a smaller share than the ResNet's "
-                         f"(first/last-layer ratio {p:.3g} vs {q:.3g}; first layer {g[pd][0]:.3g} vs {g[rd][0]:.3g}), "
-                         f"so batch norm keeps the gradient from vanishing there")
+                         f"({shares}), so batch norm keeps the gradient from vanishing there")
     grads = "; ".join(parts)
     grads = grads[0].upper() + grads[1:] + "."
     return f"""

@@ -13,7 +13,6 @@ import copy
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 

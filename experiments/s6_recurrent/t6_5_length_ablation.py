@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from experiments.s6_recurrent._shared import (CELLS, COLORS, NAMES, SUM_TARGET_VARIANCE, SUM_TEST, SUM_THRESHOLD,
-                                               Ranking, SumRun, compare_models, compare_times, join_names,
-                                               plot_band, rank, run_sum_task, seeds_text, time_phrase)
+                                               Ranking, SumRun, compare_models, compare_times, plot_band, rank, run_sum_task, seeds_text, time_phrase)
 from utils.plotting import legend_outside, plt
 from utils.report import Comparison, table
 

@@ -88,7 +88,7 @@ def recommendation(r: Result) -> tuple[str, str]:
     params = {m: r.runs[m][0].params for m in quick}
     pick = min(quick, key=params.get)
     if len(top) == 1:
-        why = f"it alone has the lowest loss by the rule"
+        why = "it alone has the lowest loss by the rule"
     elif len(quick) == 1:
         why = (f"it ties for the lowest loss with {join_names(NAMES[m] for m in top if m != pick)} and none of "
                f"them trains faster per epoch: " + "; ".join(time_phrase(time_cmp(r, pick, o)) for o in top if o != pick))

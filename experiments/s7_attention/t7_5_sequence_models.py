@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from experiments.s7_attention._shared import AdditiveAttention, TransformerClassifier, correct_and_confidence
 from models import count_parameters
 from utils.history import History
-from utils.plotting import legend_outside, plot_history, plt
+from utils.plotting import legend_outside, plt
 from utils.report import Comparison, compare_predictions, pct, table
 
 BUDGET = {"tiny": {"sequences": 400, "length": 50, "epochs": 2, "patience": 10},

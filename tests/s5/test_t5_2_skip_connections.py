@@ -52,9 +52,12 @@ def test_against_the_textbook_is_said_with_the_reason():
 
 
 def test_gradient_sentence_follows_the_measured_ratio():
-    shrinking = write_up(_result(g_plain=(0.1, 2.0)))          # plain first/last = 0.05 < ResNet's 1
-    assert "At initialisation the plain-20 input layer gets a smaller share" in shrinking
+    shrinking = write_up(_result(g_plain=(0.1, 2.0)))          # plain first/last = 0.05 < ResNet's 1 / 2
+    assert "At initialisation the plain-20 input layer gets 20.0× less of the gradient" in shrinking
     assert "ratio 0.05 vs 1" in shrinking and "after training the plain-20 input layer does not get" in shrinking
+    somewhat = write_up(_result(g_plain=(1.5, 2.0)))           # 0.75: smaller, but by less than 2×
+    assert "At initialisation the plain-20 input layer gets a somewhat smaller share" in somewhat
+    assert "does not get a smaller share than the ResNet's (first/last-layer norm ratio 0.75" not in somewhat
     not_shrinking = write_up(_result(g_plain=(4.0, 2.0)))      # 2 > 1
     assert "At initialisation the plain-20 input layer does not get a smaller share" in not_shrinking
 

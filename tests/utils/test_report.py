@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.report import (accuracy_interval, bootstrap_interval, compare_errors, compare_predictions,
+from utils.report import (accuracy_interval, bootstrap_interval, compare_errors, compare_predictions, confusion_sentence,
                           compare_runs, compare_seeds, describe_accuracy, mcnemar_p)
 
 
@@ -91,3 +91,11 @@ def test_bootstrap_interval_covers_the_mean():
     values = np.random.default_rng(0).normal(5.0, 1.0, 1000)
     lo, hi = bootstrap_interval(values)
     assert lo < values.mean() < hi and hi - lo < 0.2
+
+
+def test_confusion_sentence_names_the_largest_off_diagonal_cell_or_says_there_was_none():
+    cm = np.array([[9, 1, 0], [4, 6, 0], [0, 0, 10]])
+    assert confusion_sentence(cm, ["a", "b", "c"]) == ("The most frequent confusion was **b taken for a** "
+                                                       "(4 of 10 test images of b).")
+    perfect = np.diag([5, 7])
+    assert confusion_sentence(perfect, ["a", "b"]) == "No test image was misclassified (12 of 12 right)."
