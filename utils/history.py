@@ -17,6 +17,7 @@ class History:
     val_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    batch_loss: list[float] = field(default_factory=list)   # training loss of every optimizer step (fit fills it)
     unit: str = "epoch"               # what one entry is: "epoch" or "step"
     status: str = "done"              # "done" | "early_stopped" | "diverged"
     best_epoch: int | None = None     # 1-based entry with the lowest monitored loss

@@ -2,12 +2,14 @@
 
 Tasks build figures with ``plt.subplots`` as usual (after ``from utils.plotting import plt``,
 which selects the headless Agg backend and the house style) and hand them to
-``ctx.save_figure(fig, "name")``, which adds the footer and writes a 300-dpi PNG atomically.
+``ctx.save_figure(fig, "name")``, which adds the footer and writes a PNG atomically at the preset's dpi.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 import matplotlib  # noqa: E402
@@ -59,7 +61,6 @@ def save_figure(fig, path: Path, footer: str = "", dpi: int = DPI) -> Path:
 
 def image_grid(ax, images, labels=None, ncols: int = 8, cmap: str = "gray", title: str | None = None):
     """Tile ``images`` (N, H, W) or (N, H, W, 3) in [0, 1] into one axes, labels under each."""
-    import numpy as np
 
     images = np.asarray(images)
     n = len(images)
@@ -90,7 +91,6 @@ def mistakes_figure(images, true, pred, confidence, class_names, title: str, nco
     images: (N, H, W) or (N, H, W, 3) in [0, 1]; true, pred: class indices; confidence: the
     predicted class's probability, one per image.
     """
-    import numpy as np
 
     rows = max(1, int(np.ceil(len(images) / ncols)))
     fig, ax = plt.subplots(figsize=(1.2 * ncols, 1.2 * rows + 0.8))
@@ -102,7 +102,6 @@ def mistakes_figure(images, true, pred, confidence, class_names, title: str, nco
 
 def confusion_matrix_plot(ax, cm, class_names, title: str = "Confusion matrix (test set)"):
     """Row-normalised confusion matrix with counts annotated."""
-    import numpy as np
 
     cm = np.asarray(cm)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -178,11 +177,18 @@ def history_figure(histories: dict, title: str, *, stops: dict | None = None, lo
     return fig
 
 
+def moving_average(values, window: int):
+    """Trailing mean over ``window`` points (shorter at the start), same length as ``values``."""
+    csum = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
+    idx = np.arange(1, len(csum))
+    lo = np.maximum(idx - window, 0)
+    return (csum[idx] - csum[lo]) / (idx - lo)
+
+
 def legend_outside(ax, *, sources=None, **kwargs) -> None:
     """A legend to the right of ``ax``, so it never covers data; entries deduplicated.
 
     ``sources``: the axes whose lines to list (default: ``ax`` itself)."""
-    import numpy as np
 
     seen: dict[str, object] = {}
     for src in (list(np.ravel(sources)) if sources is not None else [ax]):
@@ -228,7 +234,6 @@ def sweep_plot(ax, xs, values, *, diverged=None, label: str | None = None, color
 def seed_band(ax, x, runs, *, label: str, color=None):
     """Mean line with a ±1 standard-deviation band over seeds; ``runs`` is (seeds, len(x)).
     With one seed it draws the line alone (no band is claimed where none was measured)."""
-    import numpy as np
 
     runs = np.asarray(runs, dtype=float)
     if runs.ndim == 1:

@@ -141,7 +141,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
                 scaler.update()
                 if scheduler is not None and scheduler_per_batch:
                     scheduler.step()
-                loss_sum += loss.item() * len(idx)
+                step_loss = loss.item()
+                hist.batch_loss.append(step_loss)
+                loss_sum += step_loss * len(idx)
                 seen += len(idx)
                 if accuracy:
                     correct += int((out.argmax(1) == yb).sum())

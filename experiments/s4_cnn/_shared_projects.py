@@ -205,14 +205,6 @@ def predict_twin(twin: nn.Module, x: np.ndarray, batch_size: int = 1000) -> torc
     return out.float()
 
 
-def moving_average(values, window: int):
-    """Trailing mean over ``window`` points (shorter at the start), same length as ``values``."""
-    csum = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
-    idx = np.arange(1, len(csum))
-    lo = np.maximum(idx - window, 0)
-    return (csum[idx] - csum[lo]) / (idx - lo)
-
-
 # ------------------------------------------------------------------------------------ 4.9: the product CNN
 # Image datasets whose classes survive a left-right mirror (clothing, CIFAR objects; digits do not).
 MIRROR_SYMMETRIC = ("fashion-mnist", "cifar10")

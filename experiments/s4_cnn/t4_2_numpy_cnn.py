@@ -14,10 +14,10 @@ from sklearn.metrics import confusion_matrix
 
 import scratch
 from experiments.s4_cnn._shared_projects import (StepLog, batch_plan, build_scratch_cnn, discrete_disagreements,
-                                                 largest_gap, moving_average, predict_twin, probe_groups, probe_text,
+                                                 largest_gap, predict_twin, probe_groups, probe_text,
                                                  torch_twin, train_lockstep)
 from utils.data import train_val_split
-from utils.plotting import confusion_matrix_plot, legend_outside, plt
+from utils.plotting import confusion_matrix_plot, legend_outside, moving_average, plt
 from utils.report import Comparison, compare_predictions, describe_accuracy, pct, table
 
 _COMMON = {"batch_size": 64, "lr": 2e-3}

@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from experiments.s5_modern._shared import conv_gradient_norms, per_example_loss, split, train_classifier
 from models import CifarResNet, count_parameters
 from utils.history import History
-from utils.plotting import legend_outside, mark_diverged, plt
+from utils.plotting import legend_outside, mark_diverged, moving_average, plt
 from utils.report import Comparison, compare_errors
 
 BUDGET = {  # depths are 6n + 2 (n blocks per stage, three stages)
@@ -106,14 +106,22 @@ def _style(key: str, depths: list[int]) -> dict:
 
 def draw(ctx, r: Result) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    per_step = all(h.batch_loss for h in r.histories.values())
     for key, h in r.histories.items():
         st = _style(key, r.depths)
-        ax.plot(range(1, len(h.train_loss) + 1), h.train_loss, marker="o", **st)
+        if per_step:   # every optimizer step, smoothed: a QUICK run has too few epochs for an epoch curve
+            window = max(1, len(h.batch_loss) // 25)
+            ax.plot(range(1, len(h.batch_loss) + 1), moving_average(h.batch_loss, window), **st)
+        else:
+            ax.plot(range(1, len(h.train_loss) + 1), h.train_loss, marker="o", **st)
         if h.diverged:
-            mark_diverged(ax, h.train_loss, color=st["color"])
-    ax.set_xlabel("epoch")
+            mark_diverged(ax, h.batch_loss if per_step else h.train_loss, color=st["color"])
+    ax.set_xlabel("optimizer step" if per_step else "epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("training loss (cross-entropy, epoch mean)")
+    window = max(1, len(next(iter(r.histories.values())).batch_loss) // 25)
+    ax.set_ylabel("training loss (cross-entropy, epoch mean)" if not per_step else
+                  "training loss (cross-entropy, per step)" if window == 1 else
+                  f"training loss (cross-entropy, mean of the last {window} steps)")
     ax.set_title(f"Plain vs residual networks, depths {r.depths[0]} and {r.depths[-1]}, on {r.dataset}")
     legend_outside(ax)
     ctx.save_figure(fig, "training_loss")

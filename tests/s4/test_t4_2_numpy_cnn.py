@@ -9,8 +9,9 @@ import torch.nn.functional as F
 import scratch
 from experiments.s4_cnn import t4_2_numpy_cnn as t42
 from experiments.s4_cnn._shared_projects import (StepLog, batch_plan, build_scratch_cnn, discrete_disagreements,
-                                                 moving_average, torch_twin, train_lockstep)
+                                                 torch_twin, train_lockstep)
 from utils.history import History
+from utils.plotting import moving_average
 from utils.report import compare_predictions
 
 @pytest.fixture(autouse=True)

@@ -49,6 +49,10 @@ def test_without_patience_all_epochs_run_and_history_is_complete():
     assert res.status == "done" and res.stopped_epoch == 5
     assert all(len(getattr(res, k)) == 5 for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"))
     assert res.lr == [0.1, 0.1, 0.05, 0.05, 0.025]
+    # one loss per optimizer step (64 examples in batches of 32), whose batch-weighted mean is each epoch's loss
+    assert len(res.batch_loss) == 10
+    for epoch in range(5):
+        assert abs(sum(res.batch_loss[2 * epoch:2 * epoch + 2]) / 2 - res.train_loss[epoch]) < 1e-6
 
 
 def test_nan_loss_is_reported_as_diverged_not_raised():
