@@ -1,9 +1,12 @@
 """Every catalogue task runs end to end in the tiny preset and honours its declared contract."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from experiments.registry import all_tasks
+from utils.reports import render_markdown
 
 PROVENANCE = ("task", "status", "mode", "seed", "device", "dataset", "standin", "versions", "seconds",
               "hardware", "peak_rss_mb", "budget", "code_version")
@@ -37,6 +40,10 @@ def test_task_runs_in_tiny_mode(task_id, run_tiny):
     analysis = (out / "analysis.md").read_text()
     assert analysis.startswith(f"# {task_id} ") and len(analysis) > 300
     assert "may be noise" not in analysis and "one seed only" not in analysis
+    # every Markdown table renders as a table (a stray "|" in a cell once turned tables into paragraphs)
+    html = render_markdown(analysis)
+    assert not re.search(r"<p>\s*\|", html), f"{task_id}: a table in analysis.md does not render"
+    assert analysis.count("\n|---") == html.count("<table>"), f"{task_id}: tables lost in rendering"
     assert (out / "result.json").exists()
     if task_id in BOUNDS:
         key, bound = BOUNDS[task_id]

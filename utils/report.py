@@ -223,10 +223,11 @@ def bootstrap_interval(values, *, n_boot: int = 2000, seed: int = 0, block: int 
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table."""
+    """A Markdown table. A "|" inside a cell is escaped, so that it cannot split the cell (a header
+    such as "|difference|" turned 1.1's gradient table into a paragraph)."""
     def cell(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        return (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("|", "\\|")
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from utils.report import (accuracy_interval, bootstrap_interval, compare_errors, compare_predictions, confusion_sentence,
-                          compare_runs, compare_seeds, describe_accuracy, mcnemar_p)
+                          compare_runs, compare_seeds, describe_accuracy, mcnemar_p, table)
 
 
 def paired(n, acc_a, acc_b, overlap_seed=0):
@@ -99,3 +99,11 @@ def test_confusion_sentence_names_the_largest_off_diagonal_cell_or_says_there_wa
                                                        "(4 of 10 test images of b).")
     perfect = np.diag([5, 7])
     assert confusion_sentence(perfect, ["a", "b"]) == "No test image was misclassified (12 of 12 right)."
+
+
+def test_a_pipe_inside_a_cell_cannot_break_the_table():
+    from utils.reports import render_markdown
+
+    html = render_markdown("intro\n\n" + table(["weight", "|difference|"], [("w1", "3.6e-11"), ("a|b", 0.5)]))
+    assert html.count("<th>") == 2 and html.count("<td>") == 4
+    assert "<th>|difference|</th>" in html and "<td>a|b</td>" in html
