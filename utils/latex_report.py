@@ -137,6 +137,13 @@ PREAMBLE = r"""\documentclass[10pt,a4paper]{article}
 """
 
 
+def _heading(level: str, text: str) -> str:
+    """An unnumbered heading that still enters the table of contents: the text carries the catalogue's
+    own number (LaTeX's numbering on top printed "1.3 1.3 Universal approximation")."""
+    t = escape_latex(text)
+    return f"\\{level}*{{{t}}}\\addcontentsline{{toc}}{{{level}}}{{{t}}}"
+
+
 def build_tex(results_dir: Path, tasks, sections: dict[str, str]) -> str:
     entries = collect(results_dir, tasks)
     h = run_header(entries)
@@ -155,12 +162,13 @@ def build_tex(results_dir: Path, tasks, sections: dict[str, str]) -> str:
         lines += [f"{escape_latex(e.id)} & {escape_latex(e.target_text)} & {escape_latex(e.verdict)} \\\\"
                   for e in targeted]
         lines.append("\\bottomrule\\end{tabular}\n")
+    lines.append("\\tableofcontents\\clearpage")
     section = None
     for e in entries:
         if e.section != section:
             section = e.section
-            lines.append(f"\\section{{{escape_latex(section + ' ' + sections.get(section, ''))}}}")
-        lines.append(f"\\subsection{{{escape_latex(e.id + ' ' + e.title)}}}")
+            lines.append(_heading("section", f"{section} {sections.get(section, '')}"))
+        lines.append(_heading("subsection", f"{e.id} {e.title}"))
         facts = [f"status: {e.status}"]
         if e.headline:
             facts.append(e.headline)

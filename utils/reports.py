@@ -69,7 +69,8 @@ def run_header(entries: list[TaskEntry]) -> dict[str, Any]:
     def values(key):
         return sorted({str(m.get(key)) for m in ran if m.get(key) is not None})
 
-    data = sorted({label for m in ran for label in ([m.get("dataset_label")] if m.get("dataset_label")
+    # a task on several datasets has one label "a, b": each dataset is listed once
+    data = sorted({label for m in ran for label in (m["dataset_label"].split(", ") if m.get("dataset_label")
                                                   else m.get("dataset") or [])})
     versions = next((m.get("versions") for m in ran if m.get("versions")), {})
     hardware = next((m.get("hardware") for m in ran if m.get("hardware")), {})
