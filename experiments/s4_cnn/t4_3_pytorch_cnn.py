@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import classification_report, confusion_matrix
 
-from experiments.s4_cnn._shared import train_small_cnn
+from experiments.common.small_cnn import train_small_cnn
 from models import count_parameters
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, history_figure, mistakes_figure, plt

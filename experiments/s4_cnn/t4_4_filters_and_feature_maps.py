@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from experiments.s4_cnn._shared import conv_activations, trained_cnn
+from experiments.common.small_cnn import trained_cnn
+from experiments.s4_cnn._shared import conv_activations
 from models import SmallCNN
 from utils.plotting import image_grid, plt
 from utils.report import ALPHA, describe_accuracy, pct, table

@@ -12,8 +12,9 @@ import torch.nn as nn
 from matplotlib.colors import LogNorm
 from matplotlib.patches import Rectangle
 
+from experiments.common.small_cnn import trained_cnn
 from experiments.s4_cnn._shared import (gradient_extent, input_gradient_maps, layer_geometry, mass_sides,
-                                        receptive_fields, trained_cnn)
+                                        receptive_fields)
 from models import SmallCNN
 from utils.plotting import legend_outside, plt
 from utils.report import Comparison, compare_errors, table

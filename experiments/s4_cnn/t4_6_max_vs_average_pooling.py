@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from experiments.s4_cnn._shared import shift_images, train_small_cnn
+from experiments.common.small_cnn import train_small_cnn
+from experiments.s4_cnn._shared import shift_images
 from utils.history import History
 from utils.plotting import history_figure, legend_outside, plt
 from utils.report import Comparison, compare_runs, pct, spread, table

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from experiments.s4_cnn._shared import trained_cnn
+from experiments.common.small_cnn import trained_cnn
 from experiments.s8_generative._shared import (GanRun, classifier_features, frechet_distance, generate,
                                                histogram_distance, interpolate, mean_pairwise_distance,
                                                pixels_uint8, to_classifier_input, to_unit_range, train_gan)
