@@ -61,7 +61,7 @@ def test_write_up_names_a_clear_winner_against_the_textbook():
     text = write_up(_result(_paired(2000, 1800, 100, 1500)))
     assert "No dropout beats baseline in test accuracy by 15.0 points" in text
     assert "against the usual advice" in text and "still falling at epoch 3" in text
-    assert "**4 taken for 2** (45 images)" in text
+    assert "**4 taken for 2** (45 of 225 test images of 4)" in text
     assert "784-512-256-10" in text and describe_accuracy(0.83, 2000) in text
 
 
