@@ -11,6 +11,8 @@ writes figures and results; metrics.json records ``world_size``.
 """
 from __future__ import annotations
 
+import sys
+
 import os
 
 
@@ -50,9 +52,11 @@ def init_from_env(device: str = "auto") -> int:
 
 
 def shutdown() -> None:
-    try:
-        import torch.distributed as dist
-    except ImportError:
+    """Leave a torchrun process group cleanly; a no-op, importing nothing, when torch was never loaded
+    (importing torch.distributed here cost every menu, --list and bad command line 3 s at exit)."""
+    if "torch.distributed" not in sys.modules:
         return
+    import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

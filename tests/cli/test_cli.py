@@ -87,6 +87,16 @@ def test_menu_import_is_light():
     assert int(n) >= 38
 
 
+@pytest.mark.parametrize("args, stdin", [(["--list"], None), (["9.9"], None), ([], "")])
+def test_whole_process_never_loads_torch_for_the_menu_list_or_a_bad_id(tmp_path, args, stdin):
+    # -X importtime lists every module the process imported, at exit too (a clean-up once imported
+    # torch.distributed after the work was done, costing 3 s per command)
+    r = subprocess.run([sys.executable, "-X", "importtime", "main.py", *args, "--results", str(tmp_path)], cwd=ROOT,
+                       input=stdin, capture_output=True, text=True, timeout=60)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert imported and not {"torch", "matplotlib", "sklearn"} & imported, sorted(imported)[:20]
+
+
 def test_menu_eof_exits_zero(tmp_path):
     r = run(["--results", str(tmp_path)], stdin="")
     assert r.returncode == 0 and "bye" in r.stdout
