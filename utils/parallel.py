@@ -68,6 +68,10 @@ def run_parallel(tasks, settings, catalogue, jobs: int, lookup: Callable) -> lis
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(threads,))
     running: dict = {}
     interrupted = False
+
+    def state() -> str:
+        return f"{len(results)}/{len(tasks)} finished, running: {', '.join(sorted(running.values())) or '-'}"
+
     try:
         with progress_bar(len(tasks), "tasks") as bar:
             while len(results) < len(tasks):
@@ -75,6 +79,7 @@ def run_parallel(tasks, settings, catalogue, jobs: int, lookup: Callable) -> lis
                          and not (waiting[i] - set(results))]
                 for task_id in ready[: max(0, jobs - len(running))]:
                     running[pool.submit(_work, task_id, settings, task_dirs, lookup)] = task_id
+                bar.set_info(state())
                 if not running:  # only tasks whose dependencies failed to run are left
                     for i in ids:
                         results.setdefault(i, WorkResult(i, "skipped", 0.0, "", "a task it uses did not run"))
@@ -90,8 +95,7 @@ def run_parallel(tasks, settings, catalogue, jobs: int, lookup: Callable) -> lis
                     console.print(f"  {task_id} {escape(by_id[task_id].title)}: {r.status} in {r.seconds:.1f}s"
                                   + (f" · {escape(r.headline)}" if r.headline else "")
                                   + (f" · {escape(r.message)}" if r.message and r.status != "done" else ""))
-                    bar.advance(1, info=f"{len(results)}/{len(tasks)} finished, running: "
-                                        f"{', '.join(sorted(running.values())) or '-'}")
+                    bar.advance(1, info=state())
                     if r.status == "interrupted":
                         interrupted = True
                 if interrupted:
