@@ -141,7 +141,7 @@ def draw(ctx, r: Result) -> None:
 
 def write_up(r: Result) -> str:
     shallow, deep = min(r.depths), max(r.depths)
-    pd, rd, ps, rs = (f"plain_{deep}", f"resnet_{deep}", f"plain_{shallow}", f"resnet_{shallow}")
+    pd, rd, ps = f"plain_{deep}", f"resnet_{deep}", f"plain_{shallow}"
     lines = ["| model | parameters | final training loss (epoch mean) | probe training loss (eval) | test accuracy |",
              "|---|---|---|---|---|"]
     for k in r.histories:
