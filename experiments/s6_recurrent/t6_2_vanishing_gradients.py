@@ -129,7 +129,7 @@ time multiplies the gradient by (least-squares fit of log-norm against steps bac
 
 - Vanilla RNN: the gradient shrinks by a factor ≈ {r.factor['rnn'][T]:.3f} per step, so the first of {T} inputs receives
   {1 / r.decay_ratio['rnn'][T]:.1e} of the gradient the last one gets — {rnn_o:.0f} orders of magnitude; at T = {T0}
-  already {_orders(r, 'rnn', T0):.1f}. The decay is exponential in the distance: tenfold per {rnn_per_decade:.1f} steps.
+  already {_orders(r, 'rnn', T0):.1f} orders. The decay is exponential in the distance: tenfold per {rnn_per_decade:.1f} steps.
 - {textbook}
 - With the forget-gate bias set to 1 (σ(1) ≈ 0.73, the usual LSTM initialisation), the first input keeps
   {1 / r.decay_ratio['lstm_forget_bias_1'][T]:.1e} of the last one's gradient at T = {T}: {abs(fb_gain):.1f} orders of
