@@ -185,6 +185,12 @@ def moving_average(values, window: int):
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
+def count_axis(values, what: str = "parameters") -> tuple[list[float], str]:
+    """Counts scaled for a bar chart's axis, with the axis label: thousands below a million, else millions."""
+    scale, unit = (1e3, "thousands") if max(values, default=0) < 1e6 else (1e6, "millions")
+    return [v / scale for v in values], f"{what} ({unit})"
+
+
 def legend_outside(ax, *, sources=None, **kwargs) -> None:
     """A legend to the right of ``ax``, so it never covers data; entries deduplicated.
 

@@ -13,7 +13,7 @@ import torch
 from experiments.s7_attention._shared import GRUTextClassifier, correct_and_confidence, text_splits
 from models import count_parameters
 from utils.history import History
-from utils.plotting import history_figure, legend_outside, plt, save_figure
+from utils.plotting import count_axis, history_figure, legend_outside, plt, save_figure
 from utils.report import Comparison, accuracy_interval, compare_predictions, describe_accuracy, pct, table
 
 BUDGET = {  # train_size / test_size None: all reviews (25,000 / 25,000 on IMDb)
@@ -131,8 +131,9 @@ def draw(ctx, r: Result) -> None:
                 color=["tab:gray", "tab:blue"])
     axes[0].set_ylabel(f"test accuracy (%, 95% interval, {r.test_examples} reviews)")
     axes[0].set_ylim(max(0, min(ci[:, 0]) - 10), 100)
-    axes[1].bar([MODELS[k] for k in keys], [r.parameters[k] / 1e6 for k in keys], color=["tab:gray", "tab:blue"])
-    axes[1].set_ylabel("parameters (millions)")
+    counts, count_label = count_axis([r.parameters[k] for k in keys])
+    axes[1].bar([MODELS[k] for k in keys], counts, color=["tab:gray", "tab:blue"])
+    axes[1].set_ylabel(count_label)
     axes[2].bar([MODELS[k] for k in keys], [np.mean(r.histories[k].epoch_seconds) for k in keys],
                 color=["tab:gray", "tab:blue"])
     axes[2].set_ylabel("seconds per training epoch (CPU)")

@@ -13,7 +13,7 @@ from experiments.s7_attention import t7_3_imdb_gru_attention as t73
 from experiments.s7_attention._shared import GRUTextClassifier, TransformerClassifier, correct_and_confidence, text_splits
 from models import count_parameters
 from utils.history import History
-from utils.plotting import history_figure, plt
+from utils.plotting import count_axis, history_figure, plt
 from utils.report import Comparison, accuracy_interval, compare_predictions, describe_accuracy, pct, table
 
 BUDGET = {  # the data settings (sizes, max_len, vocabulary) are 7.3's, so the test reviews are the same
@@ -103,8 +103,9 @@ def draw(ctx, r: Result) -> None:
     axes[0].set_ylim(max(0, ci[:, 0].min() - 10), 100)
     axes[1].bar(labels, [r.seconds_per_epoch[k] for k in keys], color=colors)
     axes[1].set_ylabel("seconds per training epoch (CPU)")
-    axes[2].bar(labels, [r.parameters[k] / 1e6 for k in keys], color=colors)
-    axes[2].set_ylabel("parameters (millions)")
+    counts, count_label = count_axis([r.parameters[k] for k in keys])
+    axes[2].bar(labels, counts, color=colors)
+    axes[2].set_ylabel(count_label)
     for ax in axes:
         ax.tick_params(axis="x", labelsize=8)
     note = "GRU numbers from 7.3" if r.source == "7.3" else "GRUs retrained here"
