@@ -82,6 +82,7 @@ class Result:
     test_accuracy: dict[str, float]
     comparison: Comparison              # best vs runner-up of the five
     pooling: Comparison                 # RNN attention pooling vs last state
+    lowest: Comparison | None = None    # best vs the lowest of the five
 
 
 def measure(ctx) -> Result:
@@ -114,11 +115,12 @@ def measure(ctx) -> Result:
     comparison = compare_predictions(NAMES[ranked[0]], correct[ranked[0]], NAMES[ranked[1]], correct[ranked[1]])
     pooling = compare_predictions(NAMES["rnn_attention_pool"], correct["rnn_attention_pool"], NAMES["rnn"],
                                   correct["rnn"])
+    lowest = compare_predictions(NAMES[ranked[0]], correct[ranked[0]], NAMES[ranked[-1]], correct[ranked[-1]])
     ctx.record(test_accuracy=acc, test_examples=int(len(y[te])), parameters=params,
                best_val_accuracy={k: h.best("val_acc", highest=True) for k, h in hist.items()},
                epochs={k: h.epochs for k, h in hist.items()}, verdict=comparison.verdict(),
-               pooling_verdict=pooling.verdict())
-    return Result(b.sequences, b.length, int(len(y[te])), hist, params, acc, comparison, pooling)
+               pooling_verdict=pooling.verdict(), lowest_verdict=lowest.verdict())
+    return Result(b.sequences, b.length, int(len(y[te])), hist, params, acc, comparison, pooling, lowest)
 
 
 def draw(ctx, r: Result) -> None:
@@ -149,14 +151,22 @@ def write_up(r: Result) -> str:
              r.histories[k].epochs) for k in (*MAIN, "rnn_attention_pool")]
     ranked = sorted(MAIN, key=lambda k: -r.test_accuracy[k])
     worst = ranked[-1]
+    c = r.lowest
+    if c is None:
+        lowest = ""
+    elif c.winner is None:
+        lowest = f" Even this is not measurably below the best: {c.sentence()}"
+    else:
+        lowest = f" Against the best: {c.sentence()}" + (
+            f" The task needs the running sum of all {r.length} inputs: a gated cell or attention can carry it, "
+            f"while the plain RNN has to keep it through {r.length} multiplications by its recurrent matrix."
+            if worst == "rnn" else "")
     return f"""
 ## Result (`comparison_2x2.png`; {r.test_examples} test sequences)
 {table(["model", "parameters", "test accuracy", "best validation accuracy", "epochs"], rows)}
 
 Highest test accuracy: {NAMES[ranked[0]]}; against the runner-up: {r.comparison.sentence()}
-Lowest: {NAMES[worst]} ({pct(r.test_accuracy[worst])}). The task needs the running sum of all {r.length} inputs:
-a gated cell or attention can carry it, while the plain RNN has to keep it through {r.length} multiplications
-by its recurrent matrix.
+Lowest: {NAMES[worst]} ({pct(r.test_accuracy[worst])}).{lowest}
 
 ## Attention pooling vs the last hidden state (RNN)
 {r.pooling.sentence()}

@@ -23,7 +23,8 @@ def make_result(comparison, significant: bool):
     acc = dict(zip(names, (0.6, 0.9, 0.92, 0.91, 0.95, 0.7)))
     return t.Result(5000, 50, 750, {k: h for k in names}, {k: 1000 for k in names}, acc,
                     comparison("Transformer", 0.95, "GRU", 0.92, significant=significant),
-                    comparison("RNN, attention pooling", 0.7, "RNN", 0.6, significant=significant))
+                    comparison("RNN, attention pooling", 0.7, "RNN", 0.6, significant=significant),
+                    comparison("Transformer", 0.95, "RNN", 0.6, significant=significant))
 
 
 def test_write_up_names_winner_when_significant(comparison):
@@ -33,4 +34,10 @@ def test_write_up_names_winner_when_significant(comparison):
 
 def test_write_up_calls_a_tie_a_tie(comparison):
     text = t.write_up(make_result(comparison, False))
-    assert "beats" not in text and text.count("No measurable difference") == 2
+    assert "beats" not in text and text.count("No measurable difference") == 3
+    assert "Even this is not measurably below the best" in text and "recurrent matrix" not in text
+
+
+def test_the_rnn_is_explained_only_when_it_is_measurably_the_lowest(comparison):
+    text = t.write_up(make_result(comparison, True))
+    assert "Against the best: Transformer beats RNN" in text and "recurrent matrix" in text
