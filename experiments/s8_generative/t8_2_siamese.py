@@ -227,9 +227,10 @@ def write_up(r: Result) -> str:
         m = max(LOSSES, key=lambda k: r.one_shot_accuracy[k])
         pixel_note = (f"\nThis goes against the textbook picture of a learnt metric beating raw pixels. The measured reason: "
                       f"the encoder specialised on its five training classes — {m} separates seen-class validation pairs "
-                      f"at {pct(r.val_pair_accuracy[m])} but unseen-class pairs at only {pct(r.pair_accuracy[m])} — and "
-                      f"with {r.train_examples:,} training images and {len(next(iter(r.loss_curves.values())))} epoch(s) "
-                      f"it has not learnt features general enough for new classes, while pixel distance loses nothing.\n")
+                      f"at {pct(r.val_pair_accuracy[m])} but unseen-class pairs at only {pct(r.pair_accuracy[m])} "
+                      f"(after {len(next(iter(r.loss_curves.values())))} epoch(s) on {r.train_examples:,} images): the "
+                      f"features it learnt to tell its training classes apart do not carry over to new ones, while pixel "
+                      f"distance, learnt from nothing, loses nothing.\n")
     sil_text = "; ".join(f"{m}: seen {r.silhouette[m]['seen']:.2f}, unseen {r.silhouette[m]['unseen']:.2f}" for m in LOSSES)
     worse = [m for m in LOSSES if r.silhouette[m]["unseen"] < r.silhouette[m]["seen"]]
     sil_note = (f"The unseen classes cluster less cleanly than the seen ones for {' and '.join(worse)}: the encoder "
