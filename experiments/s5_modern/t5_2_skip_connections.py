@@ -76,10 +76,9 @@ def measure(ctx) -> Result:
                 test_acc[key] = float((model(ds.x_test.to(ctx.device)).argmax(1).cpu() == ds.y_test).float().mean())
     shallow, deep = min(b.depths), max(b.depths)
 
-    def loss_gap(a: str, b: str) -> Comparison:     # "plain_20", "resnet_20": paired bootstrap on the probe images
-        return compare_errors(a.replace("plain_", "plain-").replace("resnet_", "ResNet-"), losses[a],
-                              b.replace("plain_", "plain-").replace("resnet_", "ResNet-"), losses[b],
-                              metric="training loss (cross-entropy)", seed=ctx.seed, unit="training images")
+    def loss_gap(one: str, other: str) -> Comparison:  # "plain_20", "resnet_20": paired bootstrap on the probe images
+        return compare_errors(_style(one, b.depths)["label"], losses[one], _style(other, b.depths)["label"],
+                              losses[other], metric="training loss (cross-entropy)", seed=ctx.seed, unit="training images")
 
     skip = loss_gap(f"plain_{deep}", f"resnet_{deep}")
     degradation = loss_gap(f"plain_{deep}", f"plain_{shallow}")
@@ -107,10 +106,11 @@ def _style(key: str, depths: list[int]) -> dict:
 def draw(ctx, r: Result) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     per_step = all(h.batch_loss for h in r.histories.values())
+    # every optimizer step, smoothed over one window for all models (they train alike, so take the same steps)
+    window = max(1, max(len(h.batch_loss) for h in r.histories.values()) // 25)
     for key, h in r.histories.items():
         st = _style(key, r.depths)
-        if per_step:   # every optimizer step, smoothed: a QUICK run has too few epochs for an epoch curve
-            window = max(1, len(h.batch_loss) // 25)
+        if per_step:   # a QUICK run has too few epochs for an epoch curve
             ax.plot(range(1, len(h.batch_loss) + 1), moving_average(h.batch_loss, window), **st)
         else:
             ax.plot(range(1, len(h.train_loss) + 1), h.train_loss, marker="o", **st)
@@ -118,7 +118,6 @@ def draw(ctx, r: Result) -> None:
             mark_diverged(ax, h.batch_loss if per_step else h.train_loss, color=st["color"])
     ax.set_xlabel("optimizer step" if per_step else "epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    window = max(1, len(next(iter(r.histories.values())).batch_loss) // 25)
     ax.set_ylabel("training loss (cross-entropy, epoch mean)" if not per_step else
                   "training loss (cross-entropy, per step)" if window == 1 else
                   f"training loss (cross-entropy, mean of the last {window} steps)")

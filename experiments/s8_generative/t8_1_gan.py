@@ -78,9 +78,11 @@ def measure(ctx) -> Result:
         return frechet_distance(f[:n].numpy(), test_feats[:n].numpy())
 
     # Count optimizer steps, not epochs: 5 epochs of the 1,437 digits are 56 steps, too few to learn anything.
-    epochs = max(b.epochs, math.ceil(b.min_steps / math.ceil(len(x) / b.batch_size)))
-    sweep_epochs = max(b.sweep_epochs, math.ceil(b.min_steps / 4 / math.ceil(min(len(x), b.sweep_train_size or len(x))
-                                                                           / b.batch_size)))
+    def epochs_for(at_least: int, steps: float, images: int) -> int:   # enough epochs to take ``steps`` steps
+        return max(at_least, math.ceil(steps / math.ceil(images / b.batch_size)))
+
+    epochs = epochs_for(b.epochs, b.min_steps, len(x))
+    sweep_epochs = epochs_for(b.sweep_epochs, b.min_steps / 4, min(len(x), b.sweep_train_size or len(x)))
     torch.manual_seed(ctx.seed + 1000)
     fixed = torch.randn(64, 100)
     every = 5 if epochs <= 50 else math.ceil(epochs / 10)      # the course's 1, 5, 10, …; about 10 rows beyond 50
