@@ -17,7 +17,9 @@ A task module provides::
 """
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import re
 import string
 from dataclasses import dataclass, field
@@ -94,6 +96,33 @@ class Target:
         return "met", "; ".join(f"{b.metric} {b.op} {b.value:g}" for b in applicable)
 
 
+def _literal_budget_keys(source: str) -> set[str] | None:
+    """The row keys of ``BUDGET = {...}`` in a module's source, or None if it is not literal. Rows
+    may be dict literals, one dict comprehension over the modes, or spread a module-level dict
+    literal (``{**_COMMON, "epochs": 2}``)."""
+    literals: dict[str, ast.expr] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            literals[node.targets[0].id] = node.value
+    table = literals.get("BUDGET")
+    rows = [table.value] if isinstance(table, ast.DictComp) else list(table.values) if isinstance(table, ast.Dict) else []
+    keys: set[str] = set()
+    while rows:
+        row = rows.pop()
+        if not isinstance(row, ast.Dict):
+            return None
+        for key, value in zip(row.keys, row.values):
+            if key is None:  # **spread: only of a module-level name
+                if not isinstance(value, ast.Name):
+                    return None
+                rows.append(literals.get(value.id))
+            elif isinstance(key, ast.Constant) and isinstance(key.value, str):
+                keys.add(key.value)
+            else:
+                return None
+    return keys or None
+
+
 @dataclass(frozen=True)
 class Task:
     id: str                          # "4.3"
@@ -126,6 +155,17 @@ class Task:
     def load(self) -> ModuleType:
         """The task's implementation module (imported on first use)."""
         return importlib.import_module(self.module)
+
+    def budget_keys(self) -> set[str]:
+        """The keys of the module's BUDGET rows, read from its source without importing it (so a
+        mistyped ``--set`` key is refused at once, before torch loads); imported when the table
+        is not written as literals."""
+        spec = importlib.util.find_spec(self.module)
+        try:
+            keys = _literal_budget_keys(open(spec.origin, encoding="utf-8").read()) if spec and spec.origin else None
+        except (OSError, SyntaxError, ValueError):
+            keys = None
+        return keys if keys is not None else {k for row in getattr(self.load(), "BUDGET", {}).values() for k in row}
 
     def missing_metrics(self, metrics: dict) -> list[str]:
         """The guaranteed keys (dotted paths) that ``metrics`` lacks or holds as null."""

@@ -87,7 +87,8 @@ def test_menu_import_is_light():
     assert int(n) >= 38
 
 
-@pytest.mark.parametrize("args, stdin", [(["--list"], None), (["9.9"], None), ([], "")])
+@pytest.mark.parametrize("args, stdin", [(["--list"], None), (["9.9"], None), ([], ""),
+                                         (["--set", "epoch=3", "4.9", "3.1"], None)])
 def test_whole_process_never_loads_torch_for_the_menu_list_or_a_bad_id(tmp_path, args, stdin):
     # -X importtime lists every module the process imported, at exit too (a clean-up once imported
     # torch.distributed after the work was done, costing 3 s per command)

@@ -1,7 +1,7 @@
 import pytest
 
 import config
-from experiments.registry import SelectionError, all_tasks, get_task, resolve
+from experiments.registry import SelectionError, _literal_budget_keys, all_tasks, get_task, resolve
 
 
 def test_presets_and_overrides():
@@ -64,3 +64,21 @@ def test_catalogue_ids_of_built_sections_are_registered():
         | {f"3.{i}" for i in range(1, 9)} | {f"4.{i}" for i in range(1, 10)} | {f"6.{i}" for i in range(1, 9)}
     have = {t.id for t in all_tasks()}
     assert expected <= have, f"missing: {sorted(expected - have)}"
+
+
+@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.id)
+def test_budget_keys_read_from_source_match_the_imported_table(task):
+    imported = {key for row in task.load().BUDGET.values() for key in row}
+    assert task.budget_keys() == imported
+
+
+@pytest.mark.parametrize("source, keys", [
+    ('BUDGET = {"quick": {"epochs": 2}, "full": {"epochs": 9, "width": 4}}', {"epochs", "width"}),
+    ('BUDGET = {m: {"n": 1} for m in ("tiny", "quick")}', {"n"}),
+    ('_C = {"lr": 1}\nBUDGET = {"quick": {**_C, "epochs": 2}}', {"lr", "epochs"}),
+    ('BUDGET = make_budget()', None),                         # not a literal: the caller imports
+    ('BUDGET = {"quick": {**make(), "epochs": 2}}', None),
+    ('X = 1', None),
+])
+def test_literal_budget_keys(source, keys):
+    assert _literal_budget_keys(source) == keys
