@@ -74,7 +74,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         clip_grad_norm: float | None = None, augment: Callable | None = None,
         accuracy: bool = True, seed: int = 0, log: Callable | None = None,
         description: str = "training", eval_batch_size: int = 1000,
-        on_epoch_end: Callable | None = None, amp: bool = True, channels_last: bool = False) -> History:
+        on_epoch_end: Callable | None = None, amp: bool = True, channels_last: bool | None = None) -> History:
     """Train ``model`` on in-memory tensors; return its history.
 
     patience: stop when validation loss has not improved by ``min_delta`` for this many
@@ -84,10 +84,14 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     augment: a function applied to each whole training batch on the device.
     on_epoch_end(epoch, model, result): called after each epoch (e.g. gradient probes).
     amp: on a CUDA device, mixed precision (float16 autocast with a gradient scaler); the CPU
-        path never uses it. channels_last: image batches and the model in NHWC memory layout
-        (faster convolutions on recent GPUs; off by default on the CPU, where it measured no gain).
+        path never uses it. channels_last: the model and image batches in NHWC memory layout;
+        None (default) turns it on for convolutional models on CPU and CUDA, where it measured
+        faster (4.3's SmallCNN on 2 CPU cores: 7.4 -> 5.5 s per epoch; on GPUs it feeds the
+        tensor cores under autocast), and off on MPS.
     """
     device = torch.device(device)
+    if channels_last is None:
+        channels_last = device.type in ("cpu", "cuda") and any(isinstance(m, nn.Conv2d) for m in model.modules())
     use_amp = amp and device.type == "cuda"
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format) if channels_last else model.to(device)
