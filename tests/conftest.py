@@ -64,7 +64,7 @@ def server(tmp_path, monkeypatch):
             hits.append(self.path)
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)  # shutdown() waits one poll
     thread.start()
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hits
     httpd.shutdown()
