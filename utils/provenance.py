@@ -137,8 +137,25 @@ def hardware(device) -> dict[str, object]:
     return info
 
 
+def release_freed_memory() -> None:
+    """Give the heap memory freed by earlier work back to the OS (glibc's malloc_trim), so that the
+    next task's peak is its own and not the previous task's kept heap (see tune_allocator)."""
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
 def reset_peak_rss() -> bool:
-    """Start a new peak-memory window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    """Start a new peak-memory window (Linux: writing 5 to clear_refs resets VmHWM); memory freed
+    by earlier work is released first, so the window starts from what is really in use."""
+    release_freed_memory()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
