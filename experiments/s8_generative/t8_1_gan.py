@@ -60,6 +60,7 @@ class Result:
     sweep: dict[str, list[float]]      # config -> Fréchet distance per seed
     sweep_epochs: int
     sweep_comparisons: list[Comparison]
+    sweep_images: int = 0              # training images of each sweep run (0 in results saved before it was stored)
 
 
 def measure(ctx) -> Result:
@@ -126,10 +127,11 @@ def measure(ctx) -> Result:
                class_histogram=dict(zip(ds.classes, gen_counts)), real_class_histogram=dict(zip(ds.classes, real_counts)),
                diversity=div, frechet_over_training=run.frechet, classifier=note, classifier_test_accuracy=cls_acc,
                final_d_loss=run.d_loss[-1], final_g_loss=run.g_loss[-1], final_d_real=run.d_real[-1],
-               final_d_fake=run.d_fake[-1], epochs=epochs, sweep_epochs=sweep_epochs, epoch_seconds=run.epoch_seconds,
+               final_d_fake=run.d_fake[-1], epochs=epochs, sweep_epochs=sweep_epochs, sweep_images=len(xs),
+               epoch_seconds=run.epoch_seconds,
                sweep_frechet=sweep, sweep_verdicts=[c.verdict() for c in comps], generated_images=b.generated)
     return Result(ds.label, list(ds.classes), list(ds.shape), len(x), note, cls_acc, run, final, interp, b.generated,
-                  gen_counts, real_counts, gd, rd, div, fd, floor, sweep, sweep_epochs, comps)
+                  gen_counts, real_counts, gd, rd, div, fd, floor, sweep, sweep_epochs, comps, len(xs))
 
 
 def _images(r: Result, flat):
@@ -198,7 +200,8 @@ def draw(ctx, r: Result) -> None:
         ax.plot([i - 0.2, i + 0.2], [np.mean(fds)] * 2, color=f"C{i}")
     ax.set_xticks(range(len(r.sweep)), [n.replace(" (course)", "\n(course)") for n in r.sweep])
     ax.set(ylabel="Fréchet distance (lower is better)",
-           title=f"Adam settings after {r.sweep_epochs} epoch(s) on {r.dataset}")
+           title=f"Adam settings after {r.sweep_epochs} epoch(s) on "
+                 f"{f'{r.sweep_images:,} ' if 0 < r.sweep_images < r.train_examples else ''}{r.dataset} images")
     ctx.save_figure(fig, "hyperparameters")
 
 
@@ -234,6 +237,10 @@ def write_up(r: Result) -> str:
                  "Most of the change happens in one step: the generator jumps between outputs here."))
     rows = [(n, f"{np.mean(v):.2f}", ", ".join(f"{x:.2f}" for x in v)) for n, v in r.sweep.items()]
     sweep_text = "\n".join(f"- {c.sentence()}" for c in r.sweep_comparisons)
+    subset = 0 < r.sweep_images < r.train_examples
+    sweep_data = f" on the first {r.sweep_images:,} of the {r.train_examples:,} training images" if subset else ""
+    sweep_scope = (" (a shorter run than the one above, so these distances rank the settings against one another and "
+                   "are not comparable with its " f"{r.frechet:.2f})") if subset else ""
     return f"""
 ## Training (`losses.png`, `samples_over_training.png`, `final_samples.png`)
 {len(run.epoch_seconds)} epochs over {r.train_examples:,} {r.dataset} images ({sum(run.epoch_seconds):.0f} s,
@@ -260,8 +267,8 @@ comparable inside this project only): **{r.frechet:.2f}** between generated and 
 {r.frechet_floor:.2f} between real training and real test images (what a perfect generator would score). {trend}
 
 ## Adam settings (`hyperparameters.png`)
-Each setting trained for {r.sweep_epochs} epoch(s) with {len(next(iter(r.sweep.values())))} seeds, judged by the
-Fréchet distance on {r.dataset}:
+Each setting trained for {r.sweep_epochs} epoch(s){sweep_data} with {len(next(iter(r.sweep.values())))} seeds, judged by the
+Fréchet distance on {r.dataset}{sweep_scope}:
 
 {table(["setting", "mean Fréchet distance", "per seed"], rows)}
 

@@ -11,7 +11,7 @@ from utils.report import compare_seeds
 CLASSES = [f"c{i}" for i in range(10)]
 
 
-def _result(gen_counts, sweep, interpolation=None):
+def _result(gen_counts, sweep, interpolation=None, sweep_images=1000):
     run = GanRun(d_loss=[1.2, 1.1], g_loss=[0.9, 0.8], d_real=[0.6, 0.58], d_fake=[0.45, 0.42],
                  epoch_at=[0.5, 1.0], epoch_seconds=[3.0], snapshots={"1": np.zeros((4, 4), np.uint8)},
                  frechet={"1": 30.0, "5": 12.5})
@@ -22,7 +22,7 @@ def _result(gen_counts, sweep, interpolation=None):
     return Result("fashion-mnist (stand-in for mnist)", CLASSES, [1, 2, 2], 1000, "the network is task 4.3's", 0.9,
                   run, np.zeros((64, 4), np.uint8), interp.astype(np.uint8), sum(gen_counts), gen_counts,
                   [100] * 10, histogram_distance(gen_counts), histogram_distance([100] * 10),
-                  {"generated": 9.0, "real": 10.0, "ratio": 0.9}, 12.5, 0.7, sweep, 2, comps)
+                  {"generated": 9.0, "real": 10.0, "ratio": 0.9}, 12.5, 0.7, sweep, 2, comps, sweep_images)
 
 
 def test_balanced_histogram_and_tied_settings():
@@ -53,3 +53,12 @@ def test_partial_collapse_is_named_as_partial():
     sweep = {BASELINE: [10.0, 11.0], "lr 2e-4, β1 0.9": [10.5, 11.5], "lr 1e-3, β1 0.5": [10.2, 10.9]}
     text = write_up(_result(counts, sweep))
     assert "**Partial mode collapse**" in text and "c0 takes 30%" in text
+
+
+def test_a_sweep_on_fewer_images_says_so_and_is_not_compared_with_the_main_run():
+    sweep = {BASELINE: [40.0, 41.0], "lr 2e-4, β1 0.9": [40.5, 41.5], "lr 1e-3, β1 0.5": [30.2, 30.9]}
+    text = write_up(_result([100] * 10, sweep, sweep_images=250))
+    assert "trained for 2 epoch(s) on the first 250 of the 1,000 training images with 2 seeds" in text
+    assert "not comparable with its 12.50" in text
+    whole = write_up(_result([100] * 10, sweep, sweep_images=1000))
+    assert "first" not in whole.split("## Adam settings")[1] and "not comparable" not in whole
