@@ -85,13 +85,14 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     on_epoch_end(epoch, model, result): called after each epoch (e.g. gradient probes).
     amp: on a CUDA device, mixed precision (float16 autocast with a gradient scaler); the CPU
         path never uses it. channels_last: the model and image batches in NHWC memory layout;
-        None (default) turns it on for convolutional models on CPU and CUDA, where it measured
-        faster (4.3's SmallCNN on 2 CPU cores: 7.4 -> 5.5 s per epoch; on GPUs it feeds the
-        tensor cores under autocast), and off on MPS.
+        None (default) turns it on for convolutional models on CUDA (it feeds the tensor cores
+        under autocast). On the CPU it is opt-in: faster for 4.3's SmallCNN (7.4 -> 5.5 s per
+        epoch on 2 cores), but torch 2.14's oneDNN hangs or crashes in the backward pass of a
+        1×1 stride-2 convolution with fewer than 8 input channels (a narrow ResNet's shortcut).
     """
     device = torch.device(device)
     if channels_last is None:
-        channels_last = device.type in ("cpu", "cuda") and any(isinstance(m, nn.Conv2d) for m in model.modules())
+        channels_last = device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
     use_amp = amp and device.type == "cuda"
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format) if channels_last else model.to(device)

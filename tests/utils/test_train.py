@@ -166,3 +166,17 @@ def test_limit_threads_caps_and_restores():
         assert torch.get_num_threads() == 1
         assert all(pool["num_threads"] == 1 for pool in threadpool_info())
     assert torch.get_num_threads() == before
+
+
+def test_channels_last_is_opt_in_on_the_cpu():
+    # torch 2.14's oneDNN hangs or crashes in the backward pass of a 1×1 stride-2 convolution with
+    # fewer than 8 input channels in channels-last layout (a width-4 ResNet's shortcut), so the CPU
+    # default must stay contiguous; 5.1's tiny end-to-end run trains exactly that network.
+    from models import resnet18_cifar
+
+    torch.manual_seed(0)
+    model = resnet18_cifar(10, 3, width=4)
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    fit(model, (x, y), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.01), batch_size=8)
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous() and not conv.weight.is_contiguous(memory_format=torch.channels_last)
