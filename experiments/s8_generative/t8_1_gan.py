@@ -201,7 +201,8 @@ def draw(ctx, r: Result) -> None:
     ax.set_xticks(range(len(r.sweep)), [n.replace(" (course)", "\n(course)") for n in r.sweep])
     ax.set(ylabel="Fréchet distance (lower is better)",
            title=f"Adam settings after {r.sweep_epochs} epoch(s) on "
-                 f"{f'{r.sweep_images:,} ' if 0 < r.sweep_images < r.train_examples else ''}{r.dataset} images")
+                 f"{f'{r.sweep_images:,} ' if 0 < r.sweep_images < r.train_examples else ''}{r.dataset} images "
+                 f"(main run: {len(r.run.epoch_seconds)} epochs)")
     ctx.save_figure(fig, "hyperparameters")
 
 
@@ -237,10 +238,13 @@ def write_up(r: Result) -> str:
                  "Most of the change happens in one step: the generator jumps between outputs here."))
     rows = [(n, f"{np.mean(v):.2f}", ", ".join(f"{x:.2f}" for x in v)) for n, v in r.sweep.items()]
     sweep_text = "\n".join(f"- {c.sentence()}" for c in r.sweep_comparisons)
-    subset = 0 < r.sweep_images < r.train_examples
-    sweep_data = f" on the first {r.sweep_images:,} of the {r.train_examples:,} training images" if subset else ""
-    sweep_scope = (" (a shorter run than the one above, so these distances rank the settings against one another and "
-                   "are not comparable with its " f"{r.frechet:.2f})") if subset else ""
+    images = r.sweep_images or r.train_examples   # results saved before sweep_images was stored
+    subset = images < r.train_examples
+    shorter = subset or r.sweep_epochs < len(run.epoch_seconds)
+    sweep_data = f" on the first {images:,} of the {r.train_examples:,} training images" if subset else ""
+    sweep_scope = (f" (the main run above: {len(run.epoch_seconds)} epochs on {r.train_examples:,} images; these shorter "
+                   f"runs rank the settings against one another, their distances are not comparable with its "
+                   f"{r.frechet:.2f})") if shorter else ""
     return f"""
 ## Training (`losses.png`, `samples_over_training.png`, `final_samples.png`)
 {len(run.epoch_seconds)} epochs over {r.train_examples:,} {r.dataset} images ({sum(run.epoch_seconds):.0f} s,
