@@ -26,8 +26,7 @@ def train_small_cnn(ctx, ds, *, epochs: int, lr: float = 3e-3, seed: int | None 
     steps = epochs * -(-len(train[1]) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.25)
     history = ctx.fit(model, train, val, epochs=epochs, optimizer=opt, scheduler=sched,
-                      scheduler_per_batch=True, description="CNN", seed=seed, batch_size=batch_size,
-                      channels_last=True)  # 1.35× faster per epoch on the CPU (utils/train.fit)
+                      scheduler_per_batch=True, description="CNN", seed=seed, batch_size=batch_size)
     return model, history, val
 
 
