@@ -20,6 +20,6 @@ task("3.6", "Bias-variance trade-off", "t3_6_bias_variance", datasets=("syntheti
      metrics=("bias_squared", "variance", "test_mse", "best_degree", "lowest_test_mse_degree", "verdict"))
 task("3.7", "Normalization: none vs batch norm vs layer norm", "t3_7_normalization", datasets=("mnist",),
      headline="{verdict}", metrics=("verdict", "test_verdict", "first_epoch_val_accuracy", "test_accuracy",
-                                    "highest_tolerated_lr", "bn_internals"), image_dataset=True)
+                                    "highest_tolerated_lr", "bn_internals"), image_dataset=True, threads=1)
 task("3.8", "Data splits and cross-validation", "t3_8_data_splits", datasets=("digits",),
      headline="k-fold accuracy {kfold_accuracy:.1%}", metrics=("kfold_accuracy",), threads=1)

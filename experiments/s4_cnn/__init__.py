@@ -18,16 +18,16 @@ task("4.3", "PyTorch CNN on MNIST", "t4_3_pytorch_cnn", datasets=("mnist",),
                                        Bar("test_accuracy", ">=", 0.91, "full", "fashion-mnist"))))
 task("4.4", "Filters and feature maps of the trained CNN", "t4_4_filters_and_feature_maps", datasets=("mnist",),
      headline="{verdict}", metrics=("edge_like_filters.trained", "edge_like_filters.random_init_mean", "verdict"),
-     image_dataset=True, uses=("4.3",))
+     image_dataset=True, threads=1, uses=("4.3",))
 task("4.5", "Receptive fields", "t4_5_receptive_fields", datasets=("mnist",),
      headline="receptive field after pool2: {receptive_field[pool2]} px", metrics=("receptive_field.pool2",),
      image_dataset=True, threads=1, uses=("4.3",))
 task("4.6", "Max vs average pooling", "t4_6_max_vs_average_pooling", datasets=("mnist",),
-     headline="{verdict}", metrics=("accuracy_under_shift", "verdict"), image_dataset=True)
+     headline="{verdict}", metrics=("accuracy_under_shift", "verdict"), image_dataset=True, threads=1)
 task("4.7", "Batch-norm CNN vs plain CNN", "t4_7_batch_norm_cnn", datasets=("mnist",),
-     headline="{verdict}", metrics=("mean_val_accuracy_over_lrs", "verdict"), image_dataset=True)
+     headline="{verdict}", metrics=("mean_val_accuracy_over_lrs", "verdict"), image_dataset=True, threads=1)
 task("4.8", "Data augmentation", "t4_8_data_augmentation", datasets=("fashion-mnist",),
-     headline="{verdict}", metrics=("generalisation_gap", "verdict"), image_dataset=True)
+     headline="{verdict}", metrics=("generalisation_gap", "verdict"), image_dataset=True, threads=1)
 task("4.9", "Product image classification (Fashion-MNIST)", "t4_9_product_classifier", datasets=("fashion-mnist",),
      headline="test accuracy {test_accuracy:.2%} ({verdict})",
      metrics=("test_accuracy", "per_class_accuracy", "latency_ms_per_image", "images_per_second", "verdict"),

@@ -10,6 +10,7 @@ task("7.2", "Positional encoding", "t7_2_positional_encoding", datasets=("synthe
      metrics=("offset_only_deviation", "similarity_by_offset", "neighbour_similarity"), threads=1)
 task("7.3", "IMDb: GRU vs GRU with attention", "t7_3_imdb_gru_attention", datasets=("imdb",),
      headline="attention {test_accuracy[attention]:.1%} vs last state {test_accuracy[baseline]:.1%} ({verdict})",
+     threads=1,
      metrics=("test_accuracy.baseline", "test_accuracy.attention", "test_examples", "verdict", "seconds_per_epoch",
               "parameters"),
      target=Target("baseline ≥ 85%, attention ≥ 89% test accuracy in FULL on IMDb",
@@ -18,7 +19,7 @@ task("7.3", "IMDb: GRU vs GRU with attention", "t7_3_imdb_gru_attention", datase
 task("7.4", "Transformer encoder classifier vs the GRUs", "t7_4_transformer_classifier", datasets=("imdb",),
      headline="Transformer {test_accuracy[transformer]:.1%} ({verdict})",
      metrics=("test_accuracy.transformer", "test_examples", "seconds_per_epoch", "parameters", "verdict"),
-     uses=("7.3",))
+     uses=("7.3",), threads=1)
 task("7.5", "Five sequence models on one task", "t7_5_sequence_models", datasets=("synthetic",),
      headline="{verdict}",
      metrics=("test_accuracy", "best_val_accuracy", "parameters", "epochs", "verdict", "pooling_verdict"),
