@@ -202,7 +202,7 @@ def draw(ctx, r: Result) -> None:
     ax.set(ylabel="Fréchet distance (lower is better)",
            title=f"Adam settings after {r.sweep_epochs} epoch(s) on "
                  f"{f'{r.sweep_images:,} ' if 0 < r.sweep_images < r.train_examples else ''}{r.dataset} images "
-                 f"(main run: {len(r.run.epoch_seconds)} epochs)")
+                 f"\n(main run: {len(r.run.epoch_seconds)} epochs; compare the settings with one another)")
     ctx.save_figure(fig, "hyperparameters")
 
 
@@ -242,9 +242,9 @@ def write_up(r: Result) -> str:
     subset = images < r.train_examples
     shorter = subset or r.sweep_epochs < len(run.epoch_seconds)
     sweep_data = f" on the first {images:,} of the {r.train_examples:,} training images" if subset else ""
-    sweep_scope = (f" (the main run above: {len(run.epoch_seconds)} epochs on {r.train_examples:,} images; these shorter "
-                   f"runs rank the settings against one another, their distances are not comparable with its "
-                   f"{r.frechet:.2f})") if shorter else ""
+    sweep_scope = (f" The main run above had {len(run.epoch_seconds)} epochs on {r.train_examples:,} images: these "
+                   f"shorter runs rank the settings against one another, and their distances are not comparable with "
+                   f"its {r.frechet:.2f}.") if shorter else ""
     return f"""
 ## Training (`losses.png`, `samples_over_training.png`, `final_samples.png`)
 {len(run.epoch_seconds)} epochs over {r.train_examples:,} {r.dataset} images ({sum(run.epoch_seconds):.0f} s,
@@ -272,7 +272,7 @@ comparable inside this project only): **{r.frechet:.2f}** between generated and 
 
 ## Adam settings (`hyperparameters.png`)
 Each setting trained for {r.sweep_epochs} epoch(s){sweep_data} with {len(next(iter(r.sweep.values())))} seeds, judged by the
-Fréchet distance on {r.dataset}{sweep_scope}:
+Fréchet distance on {r.dataset}.{sweep_scope}
 
 {table(["setting", "mean Fréchet distance", "per seed"], rows)}
 

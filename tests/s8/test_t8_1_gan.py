@@ -59,7 +59,7 @@ def test_a_sweep_on_fewer_images_says_so_and_is_not_compared_with_the_main_run()
     sweep = {BASELINE: [40.0, 41.0], "lr 2e-4, β1 0.9": [40.5, 41.5], "lr 1e-3, β1 0.5": [30.2, 30.9]}
     text = write_up(_result([100] * 10, sweep, sweep_images=250))
     assert "trained for 2 epoch(s) on the first 250 of the 1,000 training images with 2 seeds" in text
-    assert "(the main run above: 1 epochs on 1,000 images; these shorter runs" in text
+    assert "The main run above had 1 epochs on 1,000 images: these shorter runs" in text
     assert "not comparable with its 12.50" in text
     whole = write_up(_result([100] * 10, sweep, sweep_images=1000))   # all images, more epochs than the main run
     assert "first" not in whole.split("## Adam settings")[1] and "not comparable" not in whole
@@ -70,4 +70,4 @@ def test_a_sweep_with_fewer_epochs_than_the_main_run_is_not_compared_with_it():
     r = _result([100] * 10, sweep, sweep_images=1000)
     r.run.epoch_seconds = [3.0] * 5   # the main run: 5 epochs; the sweep: 2
     text = write_up(r).split("## Adam settings")[1]
-    assert "first" not in text and "(the main run above: 5 epochs on 1,000 images" in text
+    assert "first" not in text and "The main run above had 5 epochs on 1,000 images" in text
