@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 import torch
 import torch.nn as nn
 
@@ -181,6 +182,7 @@ def draw(ctx, r: Result) -> None:
         ax.hist(null, bins=bins, color="#1f77b4", alpha=0.7, label=f"{len(null)} random initialisations")
         ax.axvline(r.stats["trained"][key], color="#d62728", lw=2.5, label="trained network")
         ax.set_xlabel(f"{what}, of {len(r.conv1)}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts of filters: no 7.5 ticks
         ax.set_ylabel("random initialisations (count)")
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"conv1 after training on {r.dataset} vs the same count at random initialisation")
