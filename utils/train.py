@@ -86,7 +86,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     amp: on a CUDA device, mixed precision (float16 autocast with a gradient scaler); the CPU
         path never uses it. channels_last: the model and image batches in NHWC memory layout;
         None (default) turns it on for convolutional models on CUDA (it feeds the tensor cores
-        under autocast). On the CPU it is opt-in and no task uses it: faster for 4.3's SmallCNN
+        under autocast). On the CPU it is opt-in (only 4.9 lays its own network out so): faster for 4.3's SmallCNN
         (7.4 -> 5.5 s per epoch on 2 cores), but its results then depend on the thread count (so
         --jobs would no longer reproduce a serial run), and torch 2.14's oneDNN hangs or crashes
         in the backward pass of a 1×1 stride-2 convolution with fewer than 8 input channels.
