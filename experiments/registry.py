@@ -23,6 +23,7 @@ import importlib.util
 import re
 import string
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
@@ -162,7 +163,7 @@ class Task:
         is not written as literals."""
         spec = importlib.util.find_spec(self.module)
         try:
-            keys = _literal_budget_keys(open(spec.origin, encoding="utf-8").read()) if spec and spec.origin else None
+            keys = _literal_budget_keys(Path(spec.origin).read_text(encoding="utf-8")) if spec and spec.origin else None
         except (OSError, SyntaxError, ValueError):
             keys = None
         return keys if keys is not None else {k for row in getattr(self.load(), "BUDGET", {}).values() for k in row}

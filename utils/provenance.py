@@ -25,20 +25,28 @@ MALLOC_MMAP_THRESHOLD = 256 << 20   # blocks above this still come from mmap
 MALLOC_TRIM_THRESHOLD = 512 << 20   # free heap kept before returning it to the OS
 
 
-def tune_allocator() -> bool:
-    """Raise glibc's mmap and trim thresholds (see above); True if applied. A no-op elsewhere
-    (macOS, Windows, musl) and when $DL_MALLOC_TUNE is 0 (for measuring the difference)."""
-    if not sys.platform.startswith("linux") or os.environ.get("DL_MALLOC_TUNE") == "0":
-        return False
+def _glibc():
+    """glibc's C library with its malloc tuning calls, or None (macOS, Windows, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
     import ctypes
 
     try:
         libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
-        return bool(libc.mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
-                    and libc.mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD))
-    except (OSError, AttributeError):  # not glibc
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def tune_allocator() -> bool:
+    """Raise glibc's mmap and trim thresholds (see above); True if applied. A no-op without glibc
+    and when $DL_MALLOC_TUNE is 0 (for measuring the difference)."""
+    libc = _glibc() if os.environ.get("DL_MALLOC_TUNE") != "0" else None
+    if libc is None:
         return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
+                and libc.mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD))
 
 
 def configure_torch() -> None:
@@ -143,13 +151,9 @@ def release_freed_memory() -> None:
     import gc
 
     gc.collect()
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def reset_peak_rss() -> bool:

@@ -62,6 +62,11 @@ class Result:
     sweep_comparisons: list[Comparison]
     sweep_images: int = 0              # training images of each sweep run (0 in results saved before it was stored)
 
+    @property
+    def sweep_subset(self) -> bool:
+        """Whether the sweep trained on fewer images than the main run."""
+        return 0 < self.sweep_images < self.train_examples
+
 
 def measure(ctx) -> Result:
     b = ctx.budget
@@ -201,7 +206,7 @@ def draw(ctx, r: Result) -> None:
     ax.set_xticks(range(len(r.sweep)), [n.replace(" (course)", "\n(course)") for n in r.sweep])
     ax.set(ylabel="Fréchet distance (lower is better)",
            title=f"Adam settings after {r.sweep_epochs} epoch(s) on "
-                 f"{f'{r.sweep_images:,} ' if 0 < r.sweep_images < r.train_examples else ''}{r.dataset} images "
+                 f"{f'{r.sweep_images:,} ' if r.sweep_subset else ''}{r.dataset} images"
                  f"\n(main run: {len(r.run.epoch_seconds)} epochs; compare the settings with one another)")
     ctx.save_figure(fig, "hyperparameters")
 
@@ -238,10 +243,8 @@ def write_up(r: Result) -> str:
                  "Most of the change happens in one step: the generator jumps between outputs here."))
     rows = [(n, f"{np.mean(v):.2f}", ", ".join(f"{x:.2f}" for x in v)) for n, v in r.sweep.items()]
     sweep_text = "\n".join(f"- {c.sentence()}" for c in r.sweep_comparisons)
-    images = r.sweep_images or r.train_examples   # results saved before sweep_images was stored
-    subset = images < r.train_examples
-    shorter = subset or r.sweep_epochs < len(run.epoch_seconds)
-    sweep_data = f" on the first {images:,} of the {r.train_examples:,} training images" if subset else ""
+    shorter = r.sweep_subset or r.sweep_epochs < len(run.epoch_seconds)
+    sweep_data = f" on the first {r.sweep_images:,} of the {r.train_examples:,} training images" if r.sweep_subset else ""
     sweep_scope = (f" The main run above had {len(run.epoch_seconds)} epochs on {r.train_examples:,} images: these "
                    f"shorter runs rank the settings against one another, and their distances are not comparable with "
                    f"its {r.frechet:.2f}.") if shorter else ""
