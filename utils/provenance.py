@@ -108,15 +108,23 @@ def pick_device(requested: str = "auto"):
 
 
 def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on.
+
+    Read from the installed packages' metadata, not by importing them: importing torchvision
+    and scikit-learn only to ask their version cost a task process about three seconds."""
+    from importlib import metadata
+
     out = {"python": sys.version.split()[0]}
-    for mod in ("numpy", "torch", "torchvision", "sklearn", "matplotlib"):
-        m = sys.modules.get(mod)
-        if m is None:
-            try:
-                m = __import__(mod)
-            except ImportError:
-                continue
-        out[mod] = getattr(m, "__version__", "?")
+    for module, distribution in (("numpy", "numpy"), ("torch", "torch"), ("torchvision", "torchvision"),
+                                 ("sklearn", "scikit-learn"), ("matplotlib", "matplotlib")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and getattr(loaded, "__version__", None):
+            out[module] = loaded.__version__  # what this process really runs
+            continue
+        try:
+            out[module] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
     return out
 
 

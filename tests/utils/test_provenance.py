@@ -1,4 +1,6 @@
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,3 +27,13 @@ def test_a_task_peak_excludes_memory_an_earlier_task_freed():
 def test_allocator_tuning_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("DL_MALLOC_TUNE", "0")
     assert tune_allocator() is False
+
+
+def test_versions_name_every_library_without_importing_it():
+    # A fresh interpreter: in the test process torchvision may already be loaded.
+    code = ("import sys; from utils.provenance import versions; v = versions(); "
+            "print(sorted(v)); print('torchvision' in sys.modules, 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.splitlines()
+    assert out[0] == str(sorted(["python", "numpy", "torch", "torchvision", "sklearn", "matplotlib"]))
+    assert out[1] == "False False"

@@ -20,6 +20,15 @@ def test_mcnemar_matches_the_exact_binomial():
     assert mcnemar_p(5, 5) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 40, 333, 2000])
+def test_mcnemar_agrees_with_scipy_binomtest(n):
+    from scipy.stats import binomtest
+
+    for b in range(0, n + 1, max(1, n // 50)):
+        expected = binomtest(min(b, n - b), n, 0.5).pvalue
+        assert mcnemar_p(b, n - b) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
 def test_identical_predictions_are_a_tie():
     a = np.array([True] * 90 + [False] * 10)
     c = compare_predictions("A", a, "B", a.copy())
