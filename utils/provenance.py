@@ -159,6 +159,11 @@ def release_freed_memory() -> None:
     import gc
 
     gc.collect()
+    # What survives is long-lived (imported modules, caches): move it out of the collector's view,
+    # so that the next task's collection (and every automatic one while it trains) scans only the
+    # objects created since. A full collection over torch's and matplotlib's objects takes about
+    # 0.4 s; without this, a run of the catalogue spent some 20 s scanning the same objects.
+    gc.freeze()
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
