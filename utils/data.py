@@ -310,12 +310,11 @@ def _synthetic_cifar(n_train: int = 10000, n_test: int = 2000) -> RawImages:
     return RawImages("synthetic-cifar", x_tr, y_tr, x_te, y_te, tuple(f"pattern {i}" for i in range(10)), "generated")
 
 
-def _as_cifar_shape(raw: RawImages) -> RawImages:
-    """Grey 28x28 -> 3x32x32 (2-pixel zero pad, channel repeated) so CIFAR models run unchanged."""
-    def conv(x):
-        x = np.pad(x, ((0, 0), (2, 2), (2, 2)))
-        return np.repeat(x[..., None], 3, axis=-1)
-    return RawImages(raw.name, conv(raw.x_train), raw.y_train, conv(raw.x_test), raw.y_test, raw.classes, raw.source)
+def _as_cifar_shape(x: np.ndarray) -> np.ndarray:
+    """Grey (N, 28, 28) -> (N, 32, 32, 3): a 2-pixel zero pad, the channel repeated, so that CIFAR
+    models run unchanged."""
+    x = np.pad(x, ((0, 0), (2, 2), (2, 2)))
+    return np.repeat(x[..., None], 3, axis=-1)
 
 
 # Offline stand-ins, in order of preference (TASKS.md, DATA).
@@ -358,8 +357,6 @@ def load_images(name: str, *, data_dir: Path | None = None, allow_fallback: bool
         log(f"[yellow]data:[/] {escape(str(exc))}")
         log(f"[yellow]data:[/] using the offline stand-in [bold]{raw.name}[/] for {name}; "
             f"figures and metrics.json say so. Pass --no-fallback to fail instead.")
-        if name == "cifar10" and raw.x_train.ndim == 3:
-            raw = _as_cifar_shape(raw)
 
     rng = np.random.default_rng(seed)
 
@@ -371,6 +368,8 @@ def load_images(name: str, *, data_dir: Path | None = None, allow_fallback: bool
 
     x_tr, y_tr = subset(raw.x_train, raw.y_train, train_size)
     x_te, y_te = subset(raw.x_test, raw.y_test, test_size)
+    if name == "cifar10" and x_tr.ndim == 3:  # grey stand-in: shaped like CIFAR after subsetting (cheaper)
+        x_tr, x_te = _as_cifar_shape(x_tr), _as_cifar_shape(x_te)
 
     def to_tensor(x):
         t = torch.from_numpy(np.array(x, copy=True)).float().div_(255.0)
@@ -520,6 +519,14 @@ def synthetic_reviews(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     read last (the end of the review) must carry it over many neutral words, while a model that
     attends can look it up; word order matters (negation, contrast).
     """
+    texts, labels = _synthetic_reviews_cached(n, seed)
+    return list(texts), labels.copy()  # copies: callers may change them; the cache must not
+
+
+@lru_cache(maxsize=4)
+def _synthetic_reviews_cached(n: int, seed: int) -> tuple[tuple[str, ...], np.ndarray]:
+    # Generated one phrase at a time (about a second for the stand-in's 5,000 reviews): made once
+    # per process, then reused by every IMDb task of a run.
     rng = np.random.default_rng(seed)
     texts, labels = [], []
     while len(texts) < n:
@@ -531,6 +538,6 @@ def synthetic_reviews(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
             sents.insert(int(rng.integers(0, len(sents) + 1)), phrase)
         texts.append(" . ".join(sents) + " .")
         labels.append(int(score > 0))
-    return texts, np.asarray(labels, dtype=np.int64)
+    return tuple(texts), np.asarray(labels, dtype=np.int64)
 
 

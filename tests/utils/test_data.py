@@ -143,7 +143,7 @@ def test_half_extracted_cifar_falls_back_instead_of_failing_forever(tmp_path):
     data_mod._failed_downloads.clear()
     with pytest.raises(DataUnavailable, match="incomplete"):
         data_mod.load_raw("cifar10", str(tmp_path))
-    ds = data_mod.load_images("cifar10", data_dir=tmp_path, log=lambda m: None)
+    ds = data_mod.load_images("cifar10", data_dir=tmp_path, train_size=40, test_size=10, log=lambda m: None)
     assert ds.standin and ds.shape == (3, 32, 32)
 
 
