@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import classification_report, confusion_matrix
 
 from experiments.s2_optimization._shared_b import Variant, compare_to_baseline, seeds_note, train_variants
 from utils.plotting import confusion_matrix_plot, history_figure, plt
@@ -55,6 +54,8 @@ def describe(cfg: dict[str, Any], in_features: int = 784, classes: int = 10) -> 
 
 
 def measure(ctx) -> Result:
+    from sklearn.metrics import classification_report, confusion_matrix
+
     b = ctx.budget
     ds = ctx.load_images("mnist", train_size=b.train_size, test_size=b.test_size)
     settings = {"baseline": dict(BASELINE)}

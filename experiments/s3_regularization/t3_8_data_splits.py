@@ -10,11 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from experiments.s3_regularization._shared import compare_spread
 from utils.plotting import legend_outside, plt
@@ -84,6 +79,12 @@ class Result:
 
 
 def measure(ctx) -> Result:
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     b = ctx.budget
     x_all, y_all = load_digits(return_X_y=True)
     n_use = min(b.n_use or len(y_all), len(y_all))

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sklearn.datasets import load_sample_images
 
 from experiments.s4_cnn._shared import apply_kernels, hand_made_kernels
 from scratch.im2col import conv_output_size
@@ -63,6 +62,8 @@ def pooled(x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def measure(ctx) -> Result:
+    from sklearn.datasets import load_sample_images
+
     photos = load_sample_images()
     ctx.use_dataset("sklearn sample photos", note="china.jpg and flower.jpg bundled with scikit-learn, "
                     "converted to grey and halved in size")

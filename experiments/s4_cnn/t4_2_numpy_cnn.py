@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import confusion_matrix
 
 import scratch
 from experiments.s4_cnn._shared_projects import (StepLog, batch_plan, build_scratch_cnn, discrete_disagreements,
@@ -57,6 +56,8 @@ class Result:
 
 
 def measure(ctx) -> Result:
+    from sklearn.metrics import confusion_matrix
+
     b = ctx.budget
     ds = ctx.load_images("mnist", train_size=b.train_size)
     (x_tr, y_tr), (x_val, y_val) = train_val_split(ds.x_train, ds.y_train, ctx.cfg.val_fraction, seed=ctx.seed)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import classification_report, confusion_matrix
 
 from experiments.common.small_cnn import train_small_cnn
 from models import count_parameters
@@ -47,6 +46,8 @@ class Result:
 
 
 def measure(ctx) -> Result:
+    from sklearn.metrics import classification_report, confusion_matrix
+
     b = ctx.budget
     ds = ctx.load_images("mnist", **({"train_size": b.train_size} if b.train_size else {}))
     model, history, val = train_small_cnn(ctx, ds, epochs=b.epochs)

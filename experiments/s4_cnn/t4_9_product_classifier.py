@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
-from sklearn.metrics import confusion_matrix
 
 from experiments.s4_cnn._shared_projects import (MIRROR_SYMMETRIC, Baseline, baseline_from_43, comparison_sentence,
                                                  fastest_thread_count, inference_latency, product_augmentation,
@@ -67,6 +66,8 @@ class Result:
 
 
 def measure(ctx) -> Result:
+    from sklearn.metrics import confusion_matrix
+
     b = ctx.budget
     ds = ctx.load_images("fashion-mnist")
     train, val = train_val_split(ds.x_train, ds.y_train, ctx.cfg.val_fraction, seed=ctx.seed)

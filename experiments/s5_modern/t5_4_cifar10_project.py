@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix
 
 from experiments.s5_modern._shared import (cifar_augment, correct_on, curves_figure, per_class_accuracy, split,
                                           train_classifier)
@@ -66,6 +65,8 @@ class Result:
 
 
 def measure(ctx) -> Result:
+    from sklearn.metrics import confusion_matrix
+
     b = ctx.budget
     ds = ctx.load_images("cifar10", train_size=b.train_size, test_size=b.test_size)
     train, val = split(ctx, ds.x_train, ds.y_train)

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.metrics import roc_auc_score, roc_curve, silhouette_score
 
 from experiments.s8_generative._shared import (contrastive_loss, embed, fixed_pairs, one_shot_correct,
                                                one_shot_episodes, sample_triplets, triplet_loss)
@@ -103,6 +101,9 @@ def _best_threshold(d, same) -> tuple[float, float]:
 
 
 def measure(ctx) -> Result:
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import roc_auc_score, roc_curve, silhouette_score
+
     b = ctx.budget
     ds = ctx.load_images("mnist", train_size=b.train_size, test_size=b.test_size)
     k = ds.num_classes
