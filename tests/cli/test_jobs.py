@@ -17,7 +17,7 @@ VARYING = {"seconds", "started_at", "peak_rss_mb", "hardware", "epoch_seconds", 
 
 def _run(results, jobs):
     env = dict(os.environ, DL_OFFLINE="1")
-    r = subprocess.run([sys.executable, "main.py", "3.1", "4.3", "1.5", "--mode", "tiny", "--seed", "5", "--jobs",
+    r = subprocess.run([sys.executable, "main.py", "3.1", "4.3", "--mode", "tiny", "--seed", "5", "--jobs",
                         str(jobs), "--results", str(results)], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
@@ -31,7 +31,9 @@ def _run(results, jobs):
 def test_two_jobs_match_one(tmp_path):
     serial = _run(tmp_path / "serial", 1)
     parallel = _run(tmp_path / "parallel", 2)
-    assert serial.keys() == parallel.keys() == {"3.1", "4.3", "1.5"}
+    # 3.1 and 4.3 take all the cores in a serial run and one each under --jobs 2: the tasks whose
+    # results could depend on the thread count (the one-thread tasks run alike either way).
+    assert serial.keys() == parallel.keys() == {"3.1", "4.3"}
     for task_id in serial:
         assert serial[task_id] == parallel[task_id], task_id
     assert (tmp_path / "parallel" / "summary.md").exists() and (tmp_path / "parallel" / "index.html").exists()
