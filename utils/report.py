@@ -38,6 +38,12 @@ ALPHA = 0.05
 Z95 = 1.959964
 
 
+def sentence_case(text: str) -> str:
+    """``text`` with a leading a–z capitalised, for a name that starts a sentence ("relu beats …"
+    -> "Relu beats …"); anything else is kept as given (λ is not Λ, "3 layers" has no case)."""
+    return text[:1].upper() + text[1:] if "a" <= text[:1] <= "z" else text
+
+
 @dataclass
 class Comparison:
     """The verdict of one A-vs-B comparison, with everything its sentence needs (JSON-safe)."""
@@ -103,7 +109,7 @@ class Comparison:
             return (f"No measurable difference between {self.name_a} and {self.name_b} in {self.metric} "
                     f"({values}; Δ {self._size(self.diff)}, {self._evidence()}).")
         better = "higher" if self.higher_is_better else "lower"
-        return (f"{w} beats {self.loser} in {self.metric} by {self._size(self.diff)} ({better} is better; "
+        return (f"{sentence_case(w)} beats {self.loser} in {self.metric} by {self._size(self.diff)} ({better} is better; "
                 f"{values}; {self._evidence()}).")
 
 

@@ -117,10 +117,6 @@ def below(ax) -> None:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7)
 
 
-def cap(sentence: str) -> str:
-    return sentence[:1].upper() + sentence[1:]
-
-
 def draw(ctx, r: Result) -> None:
     fig, axes = plt.subplots(3, 2, figsize=(13, 10), layout="constrained")
     for ax, (group, names) in zip(axes.ravel(), GROUPS.items()):
@@ -176,7 +172,7 @@ def write_up(r: Result) -> str:
         return spread(v[name].test_accuracy) if v[name].finished else "—"
 
     def cmp(name):
-        return cap(r.comparisons[name].sentence()) if name in r.comparisons else f"{name} {r.verdicts[name]}: not compared."
+        return r.comparisons[name].sentence() if name in r.comparisons else f"{name} {r.verdicts[name]}: not compared."
 
     def final_val(name):
         h = v[name].history
@@ -187,7 +183,7 @@ def write_up(r: Result) -> str:
              r.verdicts[n], f"{v[n].history.final('train_loss'):.4g}", acc_cell(n), f"{v[n].parameters:,}",
              f"{np.mean(v[n].seconds):.1f}", r.comparisons[n].verdict() if n in r.comparisons else "")
             for n in v]
-    top = (f"Most accurate trained setting against its closest rival: {cap(r.top.sentence())}" if r.top else
+    top = (f"Most accurate trained setting against its closest rival: {r.top.sentence()}" if r.top else
            "Fewer than two settings trained, so none is named best.")
     base = v["baseline"].history
     best_epoch = int(np.nanargmin(base.val_loss)) + 1 if base.val_loss else 0
@@ -205,7 +201,7 @@ def write_up(r: Result) -> str:
     stalled = [lr for lr, s in sgd.items() if s == "stalled"]
     sgd_ok = [lr for lr in r.sgd_lrs if sgd[lr] == "trained"]
     if r.sgd_top is not None:
-        best_sgd = (f"Best plain-SGD learning rate: {r.sgd_top.winner}. {cap(r.sgd_top.sentence())}" if r.sgd_top.winner
+        best_sgd = (f"Best plain-SGD learning rate: {r.sgd_top.winner}. {r.sgd_top.sentence()}" if r.sgd_top.winner
                     else f"The two best plain-SGD learning rates are a tie: {r.sgd_top.sentence()}")
     else:
         best_sgd = (f"Only {sgd_name(sgd_ok[0])} trained ({pct(v[sgd_name(sgd_ok[0])].accuracy)})." if sgd_ok else

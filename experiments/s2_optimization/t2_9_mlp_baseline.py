@@ -150,10 +150,6 @@ def draw(ctx, r: Result) -> None:
     ctx.save_figure(fig, "study")
 
 
-def cap(sentence: str) -> str:
-    return sentence[:1].upper() + sentence[1:]
-
-
 def write_up(r: Result) -> str:
     v, base = r.variants, r.variants["baseline"]
     h = base.history
@@ -162,7 +158,7 @@ def write_up(r: Result) -> str:
         return spread(v[n].test_accuracy) if v[n].finished else "diverged"
 
     def cmp(n):
-        return cap(r.comparisons[n].sentence()) if n in r.comparisons else f"{n} diverged, so it was not compared."
+        return r.comparisons[n].sentence() if n in r.comparisons else f"{n} diverged, so it was not compared."
 
     def cost(n):
         return (f"{v[n].parameters:,} parameters ({v[n].parameters / base.parameters:.2f}× the baseline), "

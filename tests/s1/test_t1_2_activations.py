@@ -74,8 +74,8 @@ def test_a_clear_gap_names_the_winner():
     assert "sigmoid" not in top_group(r)
     text = " ".join(write_up(r).split())
     assert "Measurably behind relu: sigmoid." in text
-    assert "This is the textbook result: ReLU trained faster than sigmoid. relu beats sigmoid" in text
-    assert "At the end of training: relu beats sigmoid in test accuracy by 13.9 points" in text
+    assert "This is the textbook result: ReLU trained faster than sigmoid. Relu beats sigmoid" in text
+    assert "At the end of training: Relu beats sigmoid in test accuracy by 13.9 points" in text
     assert "(28 times smaller relative to the last layer for sigmoid)" in text
 
 

@@ -71,5 +71,5 @@ def test_write_up_names_a_clear_winner():
     acc = {k: 0.75 for k in names} | {"one-cycle": 0.86}
     text = write_up(result(acc))
     assert "**one-cycle is the best schedule here**: it measurably beats each of the other nine." in text
-    assert "As the textbook expects, scheduling helped: one-cycle beats constant" in text
+    assert "As the textbook expects, scheduling helped: One-cycle beats constant" in text
     assert "No measurable difference between linear warm-up (10%) and constant" in text   # both 75%

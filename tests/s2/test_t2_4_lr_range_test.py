@@ -84,5 +84,5 @@ def test_write_up_says_when_the_suggestion_missed():
            "suggested × 3": [0.83, 0.84], "suggested × 10": [0.82, 0.81]}
     text = write_up(result(acc))
     assert "**The suggestion missed: its short run reached 75.5%, 8.0 points below the best" in text
-    assert "best short run (lr 0.051) beats suggested lr" in text and "seeds" in text
+    assert "Best short run (lr 0.051) beats suggested lr" in text and "seeds" in text
     assert "trains well" not in text

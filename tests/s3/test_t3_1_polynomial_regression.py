@@ -32,7 +32,7 @@ def test_a_clear_winner_is_the_well_fit_model():
     text = " ".join(write_up(r).split())
     assert "Degree **3** has the lowest test MSE (0.0700; noise floor σ² = 0.0625)" in text
     assert "it is the well-fit model" in text
-    assert "degree 3 beats degree 15 in test MSE" in text and "degree 3 beats degree 1 in test MSE" in text
+    assert "Degree 3 beats degree 15 in test MSE" in text and "Degree 3 beats degree 1 in test MSE" in text
     assert "Degree 1 is **under-fit**: even its training MSE (0.1800) is 2.9× the noise variance" in text
     assert "Degree 15 is **over-fit**" in text and "714× larger" in text
     assert "training MSE never rises with degree" in text

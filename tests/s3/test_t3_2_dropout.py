@@ -41,7 +41,7 @@ def test_equal_test_accuracy_is_a_tie_and_a_narrower_gap_is_named():
     assert r.test_comparison.winner is None
     text = " ".join(write_up(r).split())
     assert "No measurable difference between dropout 0.5 and dropout 0.0 in test accuracy" in text
-    assert "dropout 0.5 beats dropout 0.0 in generalization gap (train − test accuracy) by 6.4 points" in text
+    assert "Dropout 0.5 beats dropout 0.0 in generalization gap (train − test accuracy) by 6.4 points" in text
     assert "This agrees with the textbook" in text
     assert "Across seeds" not in text and "best" not in text
     assert "2000 test images" in text and "one seed" in text
@@ -52,7 +52,7 @@ def test_a_clear_accuracy_win_is_named_and_a_gap_tie_said():
     r = make_result({"0.0": 2700, "0.5": 2850}, {"0.0": 1500, "0.5": 1600})   # both gaps 15 points; test +5
     assert r.test_comparison.winner == "dropout 0.5" and r.gap_comparison.winner is None
     text = " ".join(write_up(r).split())
-    assert "dropout 0.5 beats dropout 0.0 in test accuracy by 5.0 points" in text
+    assert "Dropout 0.5 beats dropout 0.0 in test accuracy by 5.0 points" in text
     assert "No measurable difference between dropout 0.5 and dropout 0.0 in generalization gap" in text
     assert "neither confirms nor refutes it" in text
 

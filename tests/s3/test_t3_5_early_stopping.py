@@ -48,7 +48,7 @@ def test_equal_accuracy_is_kept_not_gained():
 def test_a_clear_gain_is_named():
     r = make_result(340, 290)
     text = " ".join(write_up(r).split())
-    assert "Early stopping also gained accuracy. early stopping beats fixed 10 epochs in test accuracy by 13.9 points" in text
+    assert "Early stopping also gained accuracy. Early stopping beats fixed 10 epochs in test accuracy by 13.9 points" in text
 
 
 def test_a_still_falling_curve_is_not_called_over_fitting():

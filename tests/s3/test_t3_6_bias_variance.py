@@ -49,7 +49,7 @@ def test_neighbouring_degrees_tie_and_no_single_best_is_named():
     text = " ".join(write_up(r).split())
     assert "**Test error is U-shaped**" in text
     assert "the rule cannot separate it from degree(s) 4, so no single best degree is named" in text
-    assert "degree 3 beats degree 1 in expected test MSE" in text and "degree 3 beats degree 6" in text
+    assert "Degree 3 beats degree 1 in expected test MSE" in text and "Degree 3 beats degree 6" in text
     assert "variance first exceeds bias² at degree 3" in text
     assert "200 test points" in text
 

@@ -71,9 +71,9 @@ def test_clear_wins_and_a_high_lr_failure_are_named():
                     {"none": 1360, "batch": 1520, "layer": 1190, "instance": 1500, "group": 1380},
                     TRAINED | {"none": "stuck at chance", "group": "diverged"})
     text = " ".join(write_up(r).split())
-    assert "batch norm beats no normalization in validation accuracy after epoch 1 by 28.0 points" in text
+    assert "Batch norm beats no normalization in validation accuracy after epoch 1 by 28.0 points" in text
     assert "Batch norm converged faster than no normalization, as the textbook expects." in text
-    assert "no normalization beats layer norm in test accuracy by 8.5 points" in text
+    assert "No normalization beats layer norm in test accuracy by 8.5 points" in text
     assert "layer norm led no normalization after epoch 1 (26.0% vs 14.0%) but fell behind by epoch 3" in text
     assert ("At lr 0.5 no normalization was stuck at chance, while batch norm still reached 55.0%, layer norm still "
             "reached 55.0%, instance norm still reached 55.0%.") in text

@@ -52,7 +52,7 @@ def test_clear_differences_are_named():
     text = " ".join(write_up(r).split())
     assert "**C = 1** is chosen: C = 1 beats C = 10 in validation accuracy by 6.9 points" in text
     assert "5-fold CV beats single split in standard deviation of the accuracy estimate" in text
-    assert "a stratified split beats a random split in largest class-share deviation" in text
+    assert "A stratified split beats a random split in largest class-share deviation" in text
 
 
 def test_stratified_split_keeps_class_proportions():

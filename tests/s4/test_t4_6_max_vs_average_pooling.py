@@ -43,7 +43,7 @@ def test_average_pooling_more_stable_contradicts_the_textbook():
     assert r.verdict == "average pooling more shift-stable at 1, 2 px, tie at 3 px"
     text = write_up(r)
     assert "This contradicts the textbook expectation" in text
-    assert "average pooling beats max pooling in unchanged at 1 px" in text
+    assert "Average pooling beats max pooling in unchanged at 1 px" in text
 
 
 def test_max_pooling_more_stable_agrees_and_mixed_is_mixed():

@@ -33,7 +33,7 @@ def _result(plain_deep=1.2, plain_shallow=0.8, res_deep=0.5, res_shallow=0.8, g_
 def test_degradation_and_the_skip_win_are_named():
     text = write_up(_result())
     assert "The deeper plain network degrades" in text
-    assert "plain-8 beats plain-20" in text
+    assert "Plain-8 beats plain-20" in text
     assert "With skips the deep network trains better" in text and "ResNet-20 beats plain-20" in text
 
 
@@ -48,7 +48,7 @@ def test_a_tie_is_called_a_tie_and_names_no_winner():
 def test_against_the_textbook_is_said_with_the_reason():
     text = write_up(_result(plain_deep=0.5, plain_shallow=1.0))
     assert "Against the textbook, the deeper plain network did not degrade" in text
-    assert "plain-20 beats plain-8" in text
+    assert "Plain-20 beats plain-8" in text
 
 
 def test_gradient_sentence_follows_the_measured_ratio():

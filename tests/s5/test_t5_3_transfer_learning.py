@@ -26,7 +26,7 @@ def _result(ft=(0.70, 0.85), fe=(0.65, 0.75), sc=(0.40, 0.84), n=1000):
 
 def test_transfer_win_is_named_with_the_source():
     text = write_up(_result())
-    assert "transfer wins" in text and "fine-tuning beats from scratch" in text
+    assert "transfer wins" in text and "Fine-tuning beats from scratch" in text
     assert "ImageNet weights unavailable" in text and "dog, frog, horse, ship, truck" in text
     assert "+30.0 points at 10 labels per class to +1.0 with all" in text
     assert "labels make up for the missing pretraining" in text
@@ -42,7 +42,7 @@ def test_a_tie_names_no_winner():
 def test_scratch_winning_is_reported_against_the_textbook():
     text = write_up(_result(ft=(0.30, 0.84), fe=(0.25, 0.80), sc=(0.45, 0.85)))
     assert "Against the textbook, training from scratch won" in text
-    assert "from scratch beats fine-tuning" in text
+    assert "From scratch beats fine-tuning" in text
 
 
 def test_round_trip(tmp_path):

@@ -45,7 +45,7 @@ def test_tie_with_the_baseline_names_no_winner():
 
 def test_tta_win_and_still_rising_validation():
     text = write_up(_result(acc=0.85, no_tta=0.80, val=(0.7, 0.8)))
-    assert "flip TTA beats no TTA" in text.split("## What worked")[1].split("## What did not")[0]
+    assert "Flip TTA beats no TTA" in text.split("## What worked")[1].split("## What did not")[0]
     assert "more epochs: validation accuracy was still at its best" in text
     plateau = write_up(_result(val=(0.85, 0.8)))
     assert "had stopped rising" in plateau

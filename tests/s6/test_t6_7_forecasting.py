@@ -51,7 +51,7 @@ def test_a_near_tie_at_the_top_names_no_best_model(comparison):
     assert "Lowest test MSE: **a tie** between moving average, vanilla RNN" in text
     assert "no model is named best" in " ".join(text.split())
     assert "The best learned model does not beat the best baseline" in text
-    assert "moving average beats last value" in text and "worth more than the lag of 1.5 steps" in text
+    assert "Moving average beats last value" in text and "worth more than the lag of 1.5 steps" in text
     assert "0.1050 (0.0945–0.1155)" in text        # the bootstrap interval is printed beside the value
 
 

@@ -32,7 +32,7 @@ def _result(comparison, bi, uni, uni_first, significant):
 
 def test_bidirectional_win_is_explained_by_the_first_symbol(comparison):
     text = t.write_up(_result(comparison, 0.97, 0.25, 0.26, True))
-    assert "**The bidirectional RNN wins**" in text and "bidirectional RNN beats unidirectional RNN" in text
+    assert "**The bidirectional RNN wins**" in text and "Bidirectional RNN beats unidirectional RNN" in text
     assert "washed out of its state" in text and "distance to the read-out, not model size" in text
     assert "Why bidirectionality wins here" in text and "2000 test" in text
 

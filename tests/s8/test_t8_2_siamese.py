@@ -44,8 +44,8 @@ def test_tie_is_called_a_tie():
 
 def test_clear_winner_named_and_pixels_beaten():
     text = write_up(_result(0.80, 0.60, sil_unseen=0.5))
-    assert "contrastive beats triplet in one-shot error rate" in text
-    assert "contrastive embedding beats pixel distance" in text
+    assert "Contrastive beats triplet in one-shot error rate" in text
+    assert "Contrastive embedding beats pixel distance" in text
     assert "cluster as cleanly as the seen ones" in text
 
 
@@ -63,5 +63,5 @@ def test_pixels_winning_is_flagged_as_against_the_textbook():
     r.pixel_comparison = compare_errors("contrastive embedding", np.full(50, 0.7), "pixel distance",
                                         np.full(50, 0.3) + np.linspace(0, 0.01, 50), metric="one-shot error rate")
     text = write_up(r)
-    assert "pixel distance beats contrastive embedding" in text and "against the textbook" in text
+    assert "Pixel distance beats contrastive embedding" in text and "against the textbook" in text
     assert "unseen-class pairs at only 80.0%" in text

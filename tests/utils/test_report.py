@@ -50,6 +50,13 @@ def test_clear_gap_on_many_examples_names_the_winner():
     c = compare_predictions("CNN", a, "MLP", b)
     assert c.winner == "CNN" and c.loser == "MLP" and c.p_value < 1e-6
     assert c.sentence().startswith("CNN beats MLP") and c.verdict() == "CNN beats MLP"
+
+
+def test_a_sentence_starts_with_a_capital_even_when_the_winner_is_named_in_lower_case():
+    a, b = paired(2000, 0.95, 0.60, overlap_seed=1)
+    c = compare_predictions("feature extraction", a, "from scratch", b)
+    assert c.sentence().startswith("Feature extraction beats from scratch in ")
+    assert c.verdict() == "feature extraction beats from scratch"  # table cells keep the name as given
     # the interval half-width is the paired Wald one: 1.96 * sqrt(b + c - (b - c)^2 / n) / n
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     expected = 1.959964 * np.sqrt(only_a + only_b - (only_a - only_b) ** 2 / 2000) / 2000
