@@ -38,11 +38,14 @@ def make_result(errors_by_width: dict[int, float], noise: float) -> Result:
     jitter = {w: 1 + 0.01 * rng.standard_normal(TEST_POINTS) for w in WIDTHS}   # keeps exact ties apart
     per_point = {w: level * pattern * jitter[w] for w, level in errors_by_width.items()}
     mse = np.array([[per_point[w].mean()] * len(names) for w in WIDTHS])[None]
-    doubling = {n: [compare_errors(f"width {b}", per_point[b], f"width {a}", per_point[a], metric="test MSE")
-                    for a, b in zip(WIDTHS[:-1], WIDTHS[1:])] for n in names}
+    # The same errors for every function, so each comparison is bootstrapped once and shared.
+    steps = [compare_errors(f"width {b}", per_point[b], f"width {a}", per_point[a], metric="test MSE")
+             for a, b in zip(WIDTHS[:-1], WIDTHS[1:])]
+    doubling = {n: steps for n in names}
     order = sorted(WIDTHS, key=lambda w: per_point[w].mean())
-    best = {n: compare_errors(f"width {order[0]}", per_point[order[0]], f"width {order[1]}", per_point[order[1]],
-                              metric="test MSE") for n in names}
+    top = compare_errors(f"width {order[0]}", per_point[order[0]], f"width {order[1]}", per_point[order[1]],
+                         metric="test MSE")
+    best = {n: top for n in names}
     return Result(seeds=[42], steps=100, lr=0.02, functions={n: target_functions()[n][0] for n in names},
                   test_mse=mse, train_mse=mse * 0.9, fits={w: np.zeros((len(names), TEST_POINTS)) for w in SHOWN},
                   doubling=doubling, best=best)
