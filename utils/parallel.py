@@ -32,9 +32,13 @@ class WorkResult:
     message: str
 
 
+# The variables that size torch's, the BLAS libraries' and our own thread pools (utils.provenance).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "DL_THREADS")
+
+
 def _init_worker(threads: int) -> None:
     # Before torch or NumPy start their pools in this process.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "DL_THREADS"):
+    for var in THREAD_VARS:
         os.environ[var] = str(threads)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from utils.parallel import THREAD_VARS
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 VARYING = {"seconds", "started_at", "peak_rss_mb", "hardware", "epoch_seconds", "train_seconds", "seconds_per_epoch",
@@ -16,7 +18,8 @@ VARYING = {"seconds", "started_at", "peak_rss_mb", "hardware", "epoch_seconds", 
 
 
 def _run(results, jobs):
-    env = dict(os.environ, DL_OFFLINE="1")
+    # Without the test workers' thread caps: the serial run must use every core, as a user's does.
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS} | {"DL_OFFLINE": "1"}
     r = subprocess.run([sys.executable, "main.py", "3.1", "4.3", "--mode", "tiny", "--seed", "5", "--jobs",
                         str(jobs), "--results", str(results)], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=900)
