@@ -14,10 +14,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # every worker, oversubscribed the machine; the tiny end-to-end tests took 6% longer).
 from utils.parallel import THREAD_VARS  # noqa: E402
 
+CORES = os.cpu_count() or 1  # counted as utils.parallel and utils.provenance count them
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
 if _workers > 1:
     for _var in THREAD_VARS:
-        os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _workers)))
+        os.environ.setdefault(_var, str(max(1, CORES // _workers)))
 
 import pytest  # noqa: E402
 
@@ -25,8 +26,7 @@ import pytest  # noqa: E402
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: one worker per core, at most 8 (each worker holds torch and a tiny task's data,
     up to about 1 GB, so a many-core machine with little memory is not swamped)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 8))
+    return min(CORES, 8)
 
 
 @pytest.fixture

@@ -115,14 +115,13 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": sys.version.split()[0]}
-    for module, distribution in (("numpy", "numpy"), ("torch", "torch"), ("torchvision", "torchvision"),
-                                 ("sklearn", "scikit-learn"), ("matplotlib", "matplotlib")):
+    for module in ("numpy", "torch", "torchvision", "sklearn", "matplotlib"):
         loaded = sys.modules.get(module)
         if loaded is not None and getattr(loaded, "__version__", None):
             out[module] = loaded.__version__  # what this process really runs
             continue
         try:
-            out[module] = metadata.version(distribution)
+            out[module] = metadata.version({"sklearn": "scikit-learn"}.get(module, module))  # pip's name
         except metadata.PackageNotFoundError:
             continue
     return out

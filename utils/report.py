@@ -109,8 +109,8 @@ class Comparison:
             return (f"No measurable difference between {self.name_a} and {self.name_b} in {self.metric} "
                     f"({values}; Δ {self._size(self.diff)}, {self._evidence()}).")
         better = "higher" if self.higher_is_better else "lower"
-        return (f"{sentence_case(w)} beats {self.loser} in {self.metric} by {self._size(self.diff)} ({better} is better; "
-                f"{values}; {self._evidence()}).")
+        return (f"{sentence_case(w)} beats {self.loser} in {self.metric} by {self._size(self.diff)} "
+                f"({better} is better; {values}; {self._evidence()}).")
 
 
 def compare_seeds(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float], *,
