@@ -13,7 +13,8 @@ import numpy as np
 
 from experiments.s2_optimization._shared_b import Variant, compare_to_baseline, seeds_note, train_variants
 from utils.plotting import confusion_matrix_plot, history_figure, plt
-from utils.report import Comparison, accuracy_interval, confusion_sentence, describe_accuracy, pct, spread, table
+from utils.report import (Comparison, accuracy_interval, confusion_matrix, confusion_sentence, describe_accuracy,
+                          pct, per_class_report, spread, table)
 from utils.train import predict
 
 BUDGET = {  # train_size None: every training image
@@ -54,8 +55,6 @@ def describe(cfg: dict[str, Any], in_features: int = 784, classes: int = 10) -> 
 
 
 def measure(ctx) -> Result:
-    from sklearn.metrics import classification_report, confusion_matrix
-
     b = ctx.budget
     ds = ctx.load_images("mnist", train_size=b.train_size, test_size=b.test_size)
     settings = {"baseline": dict(BASELINE)}
@@ -72,10 +71,8 @@ def measure(ctx) -> Result:
     else:   # the baseline diverged: no report can be made of its predictions
         pred = np.full(len(ds.y_test), -1)
     true = ds.y_test.numpy()
-    labels = list(range(ds.num_classes))
-    cm = confusion_matrix(true, pred, labels=labels)
-    report = classification_report(true, pred, labels=labels, target_names=list(ds.classes), output_dict=True,
-                                   zero_division=0)
+    cm = confusion_matrix(true, pred, ds.num_classes)
+    report = per_class_report(cm, ds.classes)
     idx = np.random.default_rng(ctx.seed).choice(len(true), size=min(SAMPLES, len(true)), replace=False)
     r = Result(ds.label, list(ds.classes), train_examples, len(true), b.epochs, len(ctx.seeds()), variants,
                comparisons, cm, {c: report[c] for c in ds.classes}, ds.to_display(ds.x_test[idx]),

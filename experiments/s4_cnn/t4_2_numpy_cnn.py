@@ -17,7 +17,7 @@ from experiments.s4_cnn._shared_projects import (StepLog, batch_plan, build_scra
                                                  torch_twin, train_lockstep)
 from utils.data import train_val_split
 from utils.plotting import confusion_matrix_plot, legend_outside, moving_average, plt
-from utils.report import Comparison, compare_predictions, describe_accuracy, pct, table
+from utils.report import Comparison, compare_predictions, confusion_matrix, describe_accuracy, pct, table
 
 _COMMON = {"batch_size": 64, "lr": 2e-3}
 BUDGET = {  # steps = max(epochs × batches per epoch, min_steps): small data sets still get enough steps.
@@ -56,8 +56,6 @@ class Result:
 
 
 def measure(ctx) -> Result:
-    from sklearn.metrics import confusion_matrix
-
     b = ctx.budget
     ds = ctx.load_images("mnist", train_size=b.train_size)
     (x_tr, y_tr), (x_val, y_val) = train_val_split(ds.x_train, ds.y_train, ctx.cfg.val_fraction, seed=ctx.seed)
@@ -95,7 +93,7 @@ def measure(ctx) -> Result:
     comparisons = {k: compare_predictions(a, correct[a], b_, correct[b_]) for k, (a, b_) in pairs.items()}
     disagree = {k: int((pred[a] != pred[b_]).sum()) for k, (a, b_) in pairs.items()}
     acc = {k: float(v.mean()) for k, v in correct.items()}
-    cm = confusion_matrix(y_test, pred["NumPy"], labels=range(ds.num_classes))
+    cm = confusion_matrix(y_test, pred["NumPy"], ds.num_classes)
     per_class = cm.diagonal() / np.maximum(cm.sum(1), 1)
     numpy_run = log.runs["NumPy"]
     epochs_run = len(numpy_run.train_loss) / per_epoch

@@ -16,7 +16,8 @@ from experiments.common.small_cnn import train_small_cnn
 from models import count_parameters
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, history_figure, mistakes_figure, plt
-from utils.report import confusion_sentence, describe_accuracy, most_confused, pct, table
+from utils.report import (confusion_matrix, confusion_sentence, describe_accuracy, most_confused, pct,
+                          per_class_report, table)
 from utils.train import predict
 
 BUDGET = {  # train_size None: the preset's (quick 12,000 images; hybrid and full: all of them)
@@ -46,8 +47,6 @@ class Result:
 
 
 def measure(ctx) -> Result:
-    from sklearn.metrics import classification_report, confusion_matrix
-
     b = ctx.budget
     ds = ctx.load_images("mnist", **({"train_size": b.train_size} if b.train_size else {}))
     model, history, val = train_small_cnn(ctx, ds, epochs=b.epochs)
@@ -56,10 +55,8 @@ def measure(ctx) -> Result:
     logits = predict(model, ds.x_test, ctx.cfg.eval_batch_size, ctx.device)
     pred, true = logits.argmax(1).numpy(), ds.y_test.numpy()
     probs = torch.softmax(logits, 1).numpy()
-    labels = range(ds.num_classes)
-    cm = confusion_matrix(true, pred, labels=labels)
-    report = classification_report(true, pred, labels=labels, target_names=list(ds.classes),
-                                   output_dict=True, zero_division=0)
+    cm = confusion_matrix(true, pred, ds.num_classes)
+    report = per_class_report(cm, ds.classes)
     wrong = np.flatnonzero(pred != true)[:SHOWN_MISTAKES]
     test_acc = float((pred == true).mean())
     ti, pi, n_confused = most_confused(cm)

@@ -20,7 +20,8 @@ from models import ProductClassifier, count_parameters
 from utils.data import train_val_split
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, history_figure, legend_outside, mistakes_figure, plt
-from utils.report import Comparison, compare_predictions, confusion_sentence, describe_accuracy, most_confused, pct, table
+from utils.report import (Comparison, compare_predictions, confusion_matrix, confusion_sentence, describe_accuracy,
+                          most_confused, pct, table)
 from utils.train import predict
 
 _COMMON = {"max_lr": 3e-3, "weight_decay": 5e-4, "smoothing": 0.1, "flips": True, "shifts": False, "erasing": False,
@@ -66,8 +67,6 @@ class Result:
 
 
 def measure(ctx) -> Result:
-    from sklearn.metrics import confusion_matrix
-
     b = ctx.budget
     ds = ctx.load_images("fashion-mnist")
     train, val = train_val_split(ds.x_train, ds.y_train, ctx.cfg.val_fraction, seed=ctx.seed)
@@ -115,7 +114,7 @@ def measure(ctx) -> Result:
     tta = None if mirrored is None else compare_predictions(  # mirrored-image averaging vs plain, same images
         "with mirrored-image averaging", (logits.softmax(1) + mirrored.softmax(1)).argmax(1).numpy() == true, "plain",
         correct)
-    cm = confusion_matrix(true, pred, labels=range(ds.num_classes))
+    cm = confusion_matrix(true, pred, ds.num_classes)
     per_class = cm.diagonal() / np.maximum(cm.sum(1), 1)
     baseline = baseline_from_43(ctx, ds, correct, NAME)
     probs = torch.softmax(logits, 1).numpy()

@@ -25,7 +25,7 @@ from experiments.s5_modern._shared import (cifar_augment, correct_on, curves_fig
 from models import CifarNet, SmallCNN, count_parameters
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, legend_outside, plt
-from utils.report import Comparison, compare_predictions, describe_accuracy, pct, table
+from utils.report import Comparison, compare_predictions, confusion_matrix, describe_accuracy, pct, table
 
 BUDGET = {
     "tiny": {"widths": [8, 16, 16, 32], "epochs": 1, "train_size": 300, "test_size": 200, "lr": 0.05,
@@ -65,8 +65,6 @@ class Result:
 
 
 def measure(ctx) -> Result:
-    from sklearn.metrics import confusion_matrix
-
     b = ctx.budget
     ds = ctx.load_images("cifar10", train_size=b.train_size, test_size=b.test_size)
     train, val = split(ctx, ds.x_train, ds.y_train)
@@ -86,7 +84,7 @@ def measure(ctx) -> Result:
         model.eval()
         logits = model(ds.x_test.to(ctx.device)) + model(ds.x_test.flip(-1).to(ctx.device))
         acts = model.stem(ds.x_test[:SHOWN].to(ctx.device))[:, :CHANNELS].cpu().numpy()
-    cm = confusion_matrix(ds.y_test.numpy(), logits.argmax(1).cpu().numpy(), labels=range(ds.num_classes))
+    cm = confusion_matrix(ds.y_test.numpy(), logits.argmax(1).cpu().numpy(), ds.num_classes)
     vs = compare_predictions("CifarNet", ok, "SmallCNN baseline", ok_base)
     tta = compare_predictions("flip TTA", ok, "no TTA", ok_plain)
     pc, pc_base = per_class_accuracy(ok, ds.y_test, ds.classes), per_class_accuracy(ok_base, ds.y_test, ds.classes)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.report import (accuracy_interval, bootstrap_interval, compare_errors, compare_predictions, confusion_sentence,
-                          compare_runs, compare_seeds, describe_accuracy, mcnemar_p, table)
+from utils.report import (accuracy_interval, bootstrap_interval, compare_errors, compare_predictions, compare_runs,
+                          compare_seeds, confusion_matrix, confusion_sentence, describe_accuracy, mcnemar_p,
+                          per_class_report, table)
 
 
 def paired(n, acc_a, acc_b, overlap_seed=0):
@@ -123,3 +124,24 @@ def test_a_pipe_inside_a_cell_cannot_break_the_table():
     html = render_markdown("intro\n\n" + table(["weight", "|difference|"], [("w1", "3.6e-11"), ("a|b", 0.5)]))
     assert html.count("<th>") == 2 and html.count("<td>") == 4
     assert "<th>|difference|</th>" in html and "<td>a|b</td>" in html
+
+
+def test_confusion_matrix_and_per_class_report_match_scikit_learn():
+    from sklearn.metrics import classification_report
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    rng = np.random.default_rng(3)
+    true = rng.integers(0, 5, 400)
+    true[true == 3] = 2                                                       # class 3 never occurs
+    pred = np.where((rng.random(400) < 0.6) & (true < 4), true, rng.integers(0, 4, 400))  # 4 never predicted
+    classes = ["a", "b", "c", "d", "e"]
+    cm = confusion_matrix(true, pred, 5)
+    assert np.array_equal(cm, sk_confusion(true, pred, labels=range(5)))
+    ours = per_class_report(cm, classes)
+    theirs = classification_report(true, pred, labels=range(5), target_names=classes, output_dict=True,
+                                    zero_division=0)
+    for c in classes:
+        for key in ("precision", "recall", "f1-score", "support"):
+            assert ours[c][key] == pytest.approx(theirs[c][key], abs=1e-12), (c, key)
+    assert ours["d"]["support"] == 0 and ours["e"]["precision"] == 0.0 and ours["e"]["support"] > 0
+    assert np.array_equal(confusion_matrix([0, 1, 2], [0, -1, 2], 3), np.diag([1, 0, 1]))  # -1: no prediction
