@@ -16,7 +16,9 @@ from utils.results import TEMP_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-TASKS = ["3.1", "4.3", "3.6"]
+# Three short tasks that need no optimizer (so no torch._dynamo import, 3-4 s per process): the
+# states worth testing do not depend on what a task computes.
+TASKS = ["3.1", "3.6", "2.8"]
 
 
 def _main(args, results):
