@@ -139,7 +139,8 @@ class RunContext:
         """Save a matplotlib figure as results/<task>/<name>.png (the preset's dpi, footer, atomic)."""
         from utils.plotting import save_figure
 
-        path = save_figure(fig, self.out_dir / name, footer=self.footer, dpi=self.cfg.figure_dpi)
+        path = save_figure(fig, self.out_dir / name, footer=self.footer, dpi=self.cfg.figure_dpi,
+                           crop=self.cfg.figure_crop)
         if path.name not in self.figures:
             self.figures.append(path.name)
         return path
