@@ -7,7 +7,6 @@ ends a run whose loss turns NaN/inf as ``diverged`` instead of crashing.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Callable
@@ -62,7 +61,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callab
 
 def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     """A true copy of the weights (cloned tensors, not references to the live ones)."""
-    return copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
