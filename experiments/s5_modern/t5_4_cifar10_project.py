@@ -30,7 +30,7 @@ from utils.report import Comparison, compare_predictions, confusion_matrix, desc
 BUDGET = {
     "tiny": {"widths": [8, 16, 16, 32], "epochs": 1, "train_size": 300, "test_size": 200, "lr": 0.05,
              "batch_size": 32},
-    "quick": {"widths": [16, 32, 64, 128], "epochs": 4, "train_size": 2500, "test_size": 1000, "lr": 0.1,
+    "quick": {"widths": [16, 32, 64, 128], "epochs": 3, "train_size": 2500, "test_size": 1000, "lr": 0.1,
               "batch_size": 64},
     "hybrid": {"widths": [32, 64, 128, 256], "epochs": 12, "train_size": None, "test_size": None, "lr": 0.1,
                "batch_size": 128},

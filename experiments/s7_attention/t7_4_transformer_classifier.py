@@ -74,7 +74,8 @@ def measure(ctx) -> Result:
         ctx.log("  7.3 has no run on the same data in this folder: training its two GRUs here")
         for k in ("baseline", "attention"):
             torch.manual_seed(ctx.seed)
-            gru = GRUTextClassifier(len(s.vocab), d["embed"], d["hidden"], attention=k == "attention")
+            gru = GRUTextClassifier(len(s.vocab), d["embed"], d["hidden"], layers=d["gru_layers"],
+                                    attention=k == "attention")
             h = ctx.fit(gru, (s.x_train, s.y_train), (s.x_val, s.y_val), epochs=d["epochs"], batch_size=d["batch_size"],
                         optimizer=torch.optim.Adam(gru.parameters(), lr=d["lr"]), clip_grad_norm=1.0, patience=3,
                         description=NAMES[k])

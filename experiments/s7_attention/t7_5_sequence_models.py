@@ -16,8 +16,8 @@ from utils.history import History
 from utils.plotting import legend_outside, plt
 from utils.report import Comparison, compare_predictions, pct, table
 
-BUDGET = {"tiny": {"sequences": 400, "length": 50, "epochs": 2, "patience": 10},
-          "quick": {"sequences": 2000, "length": 50, "epochs": 8, "patience": 10},
+BUDGET = {"tiny": {"sequences": 240, "length": 50, "epochs": 2, "patience": 10},
+          "quick": {"sequences": 2000, "length": 50, "epochs": 6, "patience": 10},
           "hybrid": {"sequences": 5000, "length": 50, "epochs": 30, "patience": 10},
           "full": {"sequences": 5000, "length": 50, "epochs": 30, "patience": 10}}
 HIDDEN, LAYERS, DROPOUT, BATCH = 64, 2, 0.3, 64
