@@ -123,27 +123,6 @@ def test_menu_mode_change_is_applied(tmp_path):
 
 
 @pytest.mark.slow
-def test_batch_run_summary_and_metrics_provenance(tmp_path):
-    r = run(["3.1", "4.3", "--mode", "tiny", "--results", str(tmp_path), "--seed", "7"], timeout=300)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
-    assert "Summary" in r.stdout and "2 done" in r.stdout
-    m = json.loads(next(tmp_path.glob("4.3_*/metrics.json")).read_text())
-    for key in ("mode", "seed", "device", "dataset", "standin", "versions", "seconds", "status", "hardware"):
-        assert key in m
-    assert m["seed"] == 7 and m["mode"] == "tiny" and 0 <= m["test_accuracy"] <= 1
-    assert (tmp_path / "summary.md").read_text().count("| done |") == 2
-    # --resume skips what is already done with the same settings, and only that
-    first = json.loads(next(tmp_path.glob("3.1_*/metrics.json")).read_text())
-    r2 = run(["3.1", "--mode", "tiny", "--results", str(tmp_path), "--seed", "7", "--resume"])
-    assert r2.returncode == 0 and "skipped" in r2.stdout
-    again = json.loads(next(tmp_path.glob("3.1_*/metrics.json")).read_text())
-    assert again["started_at"] == first["started_at"]
-    r3 = run(["3.1", "--mode", "tiny", "--results", str(tmp_path), "--seed", "8", "--resume"])
-    assert r3.returncode == 0 and "skipped" not in r3.stdout
-    assert json.loads(next(tmp_path.glob("3.1_*/metrics.json")).read_text())["seed"] == 8
-
-
-@pytest.mark.slow
 def test_no_fallback_fails_cleanly(tmp_path):
     r = run(["4.3", "--mode", "tiny", "--no-fallback", "--results", str(tmp_path), "--data", str(tmp_path / "d")])
     assert r.returncode == 1
@@ -247,21 +226,3 @@ def test_ctrl_c_in_menu_returns_to_menu(tmp_path, proc_factory):
     proc.send("q\n")
     out, err = proc.finish()
     assert proc.p.returncode == 0 and "bye" in out and "Traceback" not in out + err
-
-
-@pytest.mark.slow
-def test_redraw_rebuilds_figures_and_analysis_without_training(tmp_path):
-    r = run(["3.1", "--mode", "tiny", "--results", str(tmp_path)])
-    assert r.returncode == 0, r.stdout[-2000:]
-    folder = next(tmp_path.glob("3.1_*"))
-    analysis = (folder / "analysis.md").read_text()
-    for png in folder.glob("*.png"):
-        png.unlink()
-    (folder / "analysis.md").unlink()
-    r2 = run(["--redraw", "3.1", "--results", str(tmp_path)])
-    assert r2.returncode == 0, r2.stdout + r2.stderr
-    assert "epoch" not in r2.stdout and (folder / "analysis.md").read_text() == analysis
-    metrics = json.loads((folder / "metrics.json").read_text())
-    assert {p.name for p in folder.glob("*.png")} == set(metrics["figures"]) and metrics["figures"]
-    r3 = run(["--redraw", "4.3", "--results", str(tmp_path)])      # never run: a clear message
-    assert r3.returncode == 1 and "run it first" in r3.stdout and "Traceback" not in r3.stdout + r3.stderr

@@ -1,0 +1,104 @@
+"""One real serial batch run (3.1 and 4.3, tiny preset), and what is checked against it: --jobs 2
+gives the same metrics; the summary and every metrics.json's provenance; --resume skips only what
+was done with the same settings; --redraw rebuilds figures and analysis without training.
+
+The serial run is a module fixture: each main.py process costs 5-6 s of start-up (torch, its
+optimizer's torch._dynamo, matplotlib), and three tests ran the same batch for themselves."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from utils.parallel import THREAD_VARS
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+TASKS, SEED = ["3.1", "4.3"], 5
+VARYING = {"seconds", "started_at", "peak_rss_mb", "hardware", "epoch_seconds", "train_seconds", "seconds_per_epoch",
+           "figures"}
+
+
+def _main(*args, jobs: int | None = None, timeout=900):
+    # Without the test workers' thread caps: the serial run must use every core, as a user's does.
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS} | {"DL_OFFLINE": "1", "COLUMNS": "120"}
+    cmd = [sys.executable, "main.py", *args] + (["--jobs", str(jobs)] if jobs else [])
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _comparable(results: Path) -> dict:
+    out = {}
+    for path in results.glob("*/metrics.json"):
+        m = json.loads(path.read_text())
+        out[m["task"]] = {k: v for k, v in m.items() if k not in VARYING and "time" not in k and "latency" not in k}
+    return out
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """(results folder, completed process) of the serial run; tests that change the folder copy it."""
+    results = tmp_path_factory.mktemp("serial")
+    r = _main(*TASKS, "--mode", "tiny", "--seed", str(SEED), "--results", str(results), jobs=1)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    return results, r
+
+
+@pytest.fixture
+def copy_of_serial(serial, tmp_path):
+    shutil.copytree(serial[0], tmp_path / "results")
+    return tmp_path / "results"
+
+
+def test_two_jobs_match_one(serial, tmp_path):
+    r = _main(*TASKS, "--mode", "tiny", "--seed", str(SEED), "--results", str(tmp_path), jobs=2)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    one, two = _comparable(serial[0]), _comparable(tmp_path)
+    # 3.1 and 4.3 take all the cores in a serial run and one each under --jobs 2: the tasks whose
+    # results could depend on the thread count (the one-thread tasks run alike either way).
+    assert one.keys() == two.keys() == set(TASKS)
+    for task_id in one:
+        assert one[task_id] == two[task_id], task_id
+    assert (tmp_path / "summary.md").exists() and (tmp_path / "index.html").exists()
+
+
+def test_batch_run_summary_and_metrics_provenance(serial):
+    results, r = serial
+    assert "Summary" in r.stdout and "2 done" in r.stdout
+    m = json.loads(next(results.glob("4.3_*/metrics.json")).read_text())
+    for key in ("mode", "seed", "device", "dataset", "standin", "versions", "seconds", "status", "hardware"):
+        assert key in m
+    assert m["seed"] == SEED and m["mode"] == "tiny" and 0 <= m["test_accuracy"] <= 1
+    assert (results / "summary.md").read_text().count("| done |") == 2
+
+
+def test_resume_skips_only_what_was_done_with_the_same_settings(copy_of_serial):
+    results = copy_of_serial
+    first = json.loads(next(results.glob("3.1_*/metrics.json")).read_text())
+    r2 = _main("3.1", "--mode", "tiny", "--results", str(results), "--seed", str(SEED), "--resume")
+    assert r2.returncode == 0 and "skipped" in r2.stdout
+    again = json.loads(next(results.glob("3.1_*/metrics.json")).read_text())
+    assert again["started_at"] == first["started_at"]
+    r3 = _main("3.1", "--mode", "tiny", "--results", str(results), "--seed", str(SEED + 1), "--resume")
+    assert r3.returncode == 0 and "skipped" not in r3.stdout
+    assert json.loads(next(results.glob("3.1_*/metrics.json")).read_text())["seed"] == SEED + 1
+
+
+def test_redraw_rebuilds_figures_and_analysis_without_training(copy_of_serial):
+    results = copy_of_serial
+    folder = next(results.glob("3.1_*"))
+    analysis = (folder / "analysis.md").read_text()
+    for png in folder.glob("*.png"):
+        png.unlink()
+    (folder / "analysis.md").unlink()
+    r2 = _main("--redraw", "3.1", "--results", str(results))
+    assert r2.returncode == 0, r2.stdout + r2.stderr
+    assert "epoch" not in r2.stdout and (folder / "analysis.md").read_text() == analysis
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert {p.name for p in folder.glob("*.png")} == set(metrics["figures"]) and metrics["figures"]
+    r3 = _main("--redraw", "3.6", "--results", str(results))      # never run: a clear message
+    assert r3.returncode == 1 and "run it first" in r3.stdout and "Traceback" not in r3.stdout + r3.stderr
