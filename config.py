@@ -74,6 +74,12 @@ def _coerce(field: dataclasses.Field, raw: object) -> object:
     kind = str(field.type)
     if raw.lower() == "none" and "None" in kind:
         return None
+    if kind == "bool":
+        if raw.lower() in ("true", "yes", "on", "1"):
+            return True
+        if raw.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"{field.name} must be true or false, got {raw!r}")
     try:
         if kind.startswith("int"):
             return int(raw)

@@ -8,14 +8,15 @@ def test_presets_and_overrides():
     quick = config.get_preset("quick")
     assert quick.name == "quick" and quick.seeds == 1
     assert config.get_preset("hybrid").seeds >= 3 and config.get_preset("full").seeds >= 3
-    tuned = config.get_preset("quick", epochs="5", train_size="none")
-    assert tuned.epochs == 5 and tuned.train_size is None
+    tuned = config.get_preset("quick", epochs="5", train_size="none", figure_crop="false")
+    assert tuned.epochs == 5 and tuned.train_size is None and tuned.figure_crop is False
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"epoch": 3}, "unknown config key"),          # typo of 'epochs'
     ({"epochs": "three"}, "must be a number"),
     ({"epochs": 0}, "must be positive"),
+    ({"figure_crop": "maybe"}, "must be true or false"),
     ({"name": "x"}, "unknown config key"),
 ])
 def test_bad_overrides_are_rejected(kwargs, message):
