@@ -155,6 +155,7 @@ def draw(ctx, r: Result) -> None:
     ctx.save_figure(fig, "samples_over_training")
 
     fig, ax = plt.subplots(figsize=(6, 6.4))
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)  # the square grid fills the figure: no empty band
     image_grid(ax, _images(r, r.final_grid), ncols=8,
                title=f"Final generator ({len(r.run.epoch_seconds)} epochs) on {r.dataset}: 64 samples")
     ctx.save_figure(fig, "final_samples")
