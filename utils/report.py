@@ -267,6 +267,13 @@ def per_class_report(cm, classes: Sequence[str]) -> dict[str, dict[str, float]]:
                 "support": int(actual[k])} for k, c in enumerate(classes)}
 
 
+def per_class_table(report: dict[str, dict[str, float]]) -> str:
+    """per_class_report's numbers as a Markdown table, one row per class."""
+    return table(["class", "precision", "recall", "F1", "test images"],
+                 [(c, pct(m["precision"]), pct(m["recall"]), f"{m['f1-score']:.3f}", int(m["support"]))
+                  for c, m in report.items()])
+
+
 def confusion_sentence(cm, classes) -> str:
     """"The most frequent confusion was **3 taken for 8** (5 of 40 test images)." — or, when the
     confusion matrix has nothing off its diagonal, that no test image was misclassified."""

@@ -14,7 +14,7 @@ import numpy as np
 from experiments.s2_optimization._shared_b import Variant, compare_to_baseline, seeds_note, train_variants
 from utils.plotting import confusion_matrix_plot, history_figure, plt
 from utils.report import (Comparison, accuracy_interval, confusion_matrix, confusion_sentence, describe_accuracy,
-                          pct, per_class_report, spread, table)
+                          pct, per_class_report, per_class_table, spread, table)
 from utils.train import predict
 
 BUDGET = {  # train_size None: every training image
@@ -75,11 +75,11 @@ def measure(ctx) -> Result:
     report = per_class_report(cm, ds.classes)
     idx = np.random.default_rng(ctx.seed).choice(len(true), size=min(SAMPLES, len(true)), replace=False)
     r = Result(ds.label, list(ds.classes), train_examples, len(true), b.epochs, len(ctx.seeds()), variants,
-               comparisons, cm, {c: report[c] for c in ds.classes}, ds.to_display(ds.x_test[idx]),
+               comparisons, cm, report, ds.to_display(ds.x_test[idx]),
                true[idx].tolist(), pred[idx].tolist())
     ctx.record(test_accuracy=base.accuracy, test_examples=len(true), train_examples=train_examples,
                architecture=describe(BASELINE, int(np.prod(ds.shape)), ds.num_classes), parameters=base.parameters,
-               epochs=b.epochs, per_class={c: report[c] for c in ds.classes}, confusion_matrix=cm,
+               epochs=b.epochs, per_class=report, confusion_matrix=cm,
                study={n: {"parameters": v.parameters, "test_accuracy": v.accuracy, "test_accuracy_per_seed":
                           v.test_accuracy, "seconds": float(np.mean(v.seconds)), "status": v.status, "config": v.config,
                           "verdict": comparisons[n].verdict() if n in comparisons else
@@ -174,8 +174,6 @@ def write_up(r: Result) -> str:
              r.comparisons[n].verdict() if n in r.comparisons else ("—" if n == "baseline" else "diverged"))
             for n in v]
     recalls = sorted((r.report[c]["recall"], c) for c in r.classes)
-    report_rows = [(c, pct(r.report[c]["precision"]), pct(r.report[c]["recall"]), f"{r.report[c]['f1-score']:.3f}",
-                    int(r.report[c]["support"])) for c in r.classes]
     sig = r.comparisons.get("sigmoid")
     sigmoid_note = ("" if sig is None else
                     f" The textbook expects sigmoid to train slower (σ′ ≤ 0.25 shrinks every backpropagated signal); its "
@@ -209,7 +207,7 @@ After the last epoch {fit}; validation loss {h.final('val_loss'):.4f}.
 recall: {recalls[0][1]} ({pct(recalls[0][0])}) and {recalls[1][1]} ({pct(recalls[1][0])}); highest:
 {recalls[-1][1]} ({pct(recalls[-1][0])}).
 
-{table(["class", "precision", "recall", "F1", "test images"], report_rows)}
+{per_class_table(r.report)}
 
 ## Architecture study (`study.png`)
 One change at a time from the baseline, each trained for {r.epochs} epochs with the same split and initial-weight

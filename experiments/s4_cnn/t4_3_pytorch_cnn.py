@@ -17,7 +17,7 @@ from models import count_parameters
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, history_figure, mistakes_figure, plt
 from utils.report import (confusion_matrix, confusion_sentence, describe_accuracy, most_confused, pct,
-                          per_class_report, table)
+                          per_class_report, per_class_table)
 from utils.train import predict
 
 BUDGET = {  # train_size None: the preset's (quick 12,000 images; hybrid and full: all of them)
@@ -63,13 +63,13 @@ def measure(ctx) -> Result:
     ctx.record(test_accuracy=test_acc, test_examples=len(true),
                test_loss=float(F.cross_entropy(logits, ds.y_test)), epochs=history.epochs,
                train_examples=len(ds.y_train) - len(val[1]), val_examples=len(val[1]),
-               parameters=count_parameters(model), per_class={c: report[c] for c in ds.classes},
+               parameters=count_parameters(model), per_class=report,
                confusion_matrix=cm, most_confused={"true": ds.classes[ti], "predicted": ds.classes[pi],
                                                    "count": n_confused},
                final_train_accuracy=history.final("train_acc"), final_val_accuracy=history.final("val_acc"),
                epoch_seconds=history.epoch_seconds)
     return Result(ds.label, list(ds.classes), count_parameters(model), history, test_acc, len(true), cm,
-                  {c: report[c] for c in ds.classes}, ds.to_display(ds.x_test[wrong]),
+                  report, ds.to_display(ds.x_test[wrong]),
                   true[wrong].tolist(), pred[wrong].tolist(), probs[wrong, pred[wrong]].tolist(),
                   int((pred != true).sum()))
 
@@ -105,8 +105,6 @@ def write_up(r: Result) -> str:
         fit_note = (f"Validation loss was still falling at the last epoch ({h.val_loss[-1]:.4f}), so the "
                     f"network had not begun to over-fit; more epochs would likely help.")
     recalls = sorted((r.report[c]["recall"], c) for c in r.classes)
-    rows = [(c, pct(r.report[c]["precision"]), pct(r.report[c]["recall"]), f"{r.report[c]['f1-score']:.3f}",
-             int(r.report[c]["support"])) for c in r.classes]
     figures = "`confusion_matrix.png`, `misclassified.png`" if r.mistakes else "`confusion_matrix.png`"
     return f"""
 ## Result
@@ -121,5 +119,5 @@ Final training accuracy {pct(h.final('train_acc'))} vs validation {pct(h.final('
 {r.mistakes} test images were misclassified. {confusion_sentence(r.confusion, r.classes)} The classes with the lowest recall were {recalls[0][1]} ({pct(recalls[0][0])})
 and {recalls[1][1]} ({pct(recalls[1][0])}); the highest was {recalls[-1][1]} ({pct(recalls[-1][0])}).
 
-{table(["class", "precision", "recall", "F1", "test images"], rows)}
+{per_class_table(r.report)}
 """
