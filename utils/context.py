@@ -18,7 +18,7 @@ RESERVED_KEYS = frozenset({
     "task", "title", "status", "mode", "seed", "device", "dataset", "dataset_requested", "standin",
     "data_notes", "versions", "hardware", "seconds", "started_at", "headline", "figures", "error",
     "preset", "budget", "overrides", "code_version", "peak_rss_mb", "world_size", "dataset_label",
-    "dataset_option", "overrides_applied"})
+    "dataset_option", "overrides_applied", "stage_seconds"})
 
 
 class Budget:

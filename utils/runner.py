@@ -72,6 +72,7 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
     ctx = None
     status, message = "failed", ""
     budget, applied = {}, {}
+    stage_seconds: dict[str, float] = {}  # where the task's time went: measure (incl. set-up), draw
     try:
         configure_torch()
         device = pick_device(settings.device)
@@ -92,7 +93,9 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
         with limit_threads(task.threads) if task.threads else nullcontext():
             result = module.measure(ctx)
             save_result(ctx.out_dir / "result.json", result)
+            stage_seconds["measure"] = round(time.perf_counter() - t0, 3)
             module.draw(ctx, result)
+            stage_seconds["draw"] = round(time.perf_counter() - t0 - stage_seconds["measure"], 3)
             ctx.write_analysis(module.write_up(result))
         missing = task.missing_metrics(ctx.metrics)
         if missing:
@@ -125,7 +128,7 @@ def run_task(task, settings: Settings, task_dirs: dict[str, str] | None = None) 
             "standin": any(d["standin"] for d in ctx.datasets),
             "data_notes": [d["note"] for d in ctx.datasets if d["note"]],
             "dataset_option": settings.dataset,
-            "seconds": round(seconds, 3), "started_at": started,
+            "seconds": round(seconds, 3), "stage_seconds": stage_seconds, "started_at": started,
             "peak_rss_mb": round(peak_rss() / 2**20, 1),
             "headline": headline,
             "figures": ctx.figures,
