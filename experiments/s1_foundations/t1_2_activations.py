@@ -19,6 +19,9 @@ from utils.report import Comparison, compare_runs, pct, spread, table
 BUDGET = {"tiny": {"epochs": 2, "early_epoch": 1, "lr": 0.05}, "quick": {"epochs": 15, "early_epoch": 2, "lr": 0.05},
           "hybrid": {"epochs": 30, "early_epoch": 2, "lr": 0.05}, "full": {"epochs": 40, "early_epoch": 2, "lr": 0.05}}
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "silu")
+# How each is written in figures and sentences (the keys above stay the metrics keys)
+LABEL = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "ReLU", "leaky_relu": "leaky ReLU", "elu": "ELU", "gelu": "GELU",
+         "softplus": "softplus", "silu": "SiLU"}
 SIZES = (64, 64, 64, 10)
 MOMENTUM, BATCH = 0.9, 64
 
@@ -118,7 +121,7 @@ def measure(ctx) -> Result:
     top = max(ACTIVATION_NAMES, key=lambda n: np.mean(final[n]))
 
     def rule(a, b_, when):
-        return compare_runs(a, b_, seeds_a=acc[when][a], seeds_b=acc[when][b_],
+        return compare_runs(LABEL[a], LABEL[b_], seeds_a=acc[when][a], seeds_b=acc[when][b_],
                             correct_a=correct[a][early if when == "early" else b.epochs],
                             correct_b=correct[b_][early if when == "early" else b.epochs],
                             metric=f"held-out accuracy after {early if when == 'early' else b.epochs} epochs")
@@ -145,7 +148,7 @@ def measure(ctx) -> Result:
 
 def top_group(r: Result) -> list[str]:
     """The top-ranked activation and every one the rule cannot tell apart from it."""
-    top = next(iter(r.vs_top.values())).name_a
+    top = next(n for n in ACTIVATION_NAMES if n not in r.vs_top)
     return [top] + [n for n, c in r.vs_top.items() if c.winner is None]
 
 
@@ -158,7 +161,7 @@ def draw(ctx, r: Result) -> None:
         ax.plot(x, grad_fn(x), color="#d62728", linestyle="--", label="f′(x)")
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set_ylim(-1.5, 3)
-        ax.set_title(f"{name}\nmax |Δ| vs torch: {max(r.diffs[name]):.0e}")
+        ax.set_title(f"{LABEL[name]}\nmax |Δ| vs torch: {max(r.diffs[name]):.0e}")
     for ax in axes[1]:
         ax.set_xlabel("pre-activation x")
     for ax in axes[:, 0]:
@@ -172,14 +175,14 @@ def draw(ctx, r: Result) -> None:
         runs = r.histories[name]
         epochs = np.arange(1, r.epochs + 1)
         pad = lambda v: list(v) + [np.nan] * (r.epochs - len(v))   # noqa: E731 (a diverged run stops early)
-        line = seed_band(axes[0], epochs, [pad(h.train_loss) for h in runs], label=name)
+        line = seed_band(axes[0], epochs, [pad(h.train_loss) for h in runs], label=LABEL[name])
         line.set_linestyle("-" if i < 4 else "--")
         line.set_linewidth(3.2 if name == "relu" else 1.6)   # leaky_relu's curve often lies on top of it
-        seed_band(axes[1], epochs, [pad(h.val_acc) for h in runs], label=name, color=line.get_color()
+        seed_band(axes[1], epochs, [pad(h.val_acc) for h in runs], label=LABEL[name], color=line.get_color()
                   ).set_linestyle(line.get_linestyle())
         for h in runs:
             if h.diverged:
-                mark_diverged(axes[0], h.train_loss, color=line.get_color(), label=f"{name} diverged (×)")
+                mark_diverged(axes[0], h.train_loss, color=line.get_color(), label=f"{LABEL[name]} diverged (×)")
     axes[0].set_yscale("log")
     axes[0].set(ylabel="training loss (cross-entropy, log scale)", title="Training loss per epoch")
     axes[1].set(ylabel="held-out accuracy (fraction)", title=f"Held-out accuracy per epoch ({r.held_out} digits)")
@@ -195,32 +198,32 @@ def draw(ctx, r: Result) -> None:
 
 def write_up(r: Result) -> str:
     max_diff = max(max(v) for v in r.diffs.values())
-    diff_rows = [(n, f"{v[0]:.1e}", f"{v[1]:.1e}") for n, v in r.diffs.items()]
+    diff_rows = [(LABEL[n], f"{v[0]:.1e}", f"{v[1]:.1e}") for n, v in r.diffs.items()]
     ranked = sorted(r.final_acc, key=lambda n: -np.mean(r.final_acc[n]))
     top = ranked[0]
     reach = {n: epochs_to_reach(r.histories[n][0].val_acc, 0.9) for n in ranked}
     spread_ = spread if len(r.seeds) > 1 else (lambda v: pct(v[0]))
-    rows = [(n, spread_(r.final_acc[n]), spread_(r.early_acc[n]), f"{r.histories[n][0].final('train_loss'):.4f}",
+    rows = [(LABEL[n], spread_(r.final_acc[n]), spread_(r.early_acc[n]), f"{r.histories[n][0].final('train_loss'):.4f}",
              reach[n] or f"not within {r.epochs}", r.histories[n][0].status,
              "—" if n == top else r.vs_top[n].verdict()) for n in ranked]
     group = top_group(r)
     if len(group) == 1:
-        top_text = f"{top} is the single best: the rule separates it from every other activation."
+        top_text = f"{LABEL[top]} is the single best: the rule separates it from every other activation."
     else:
-        top_text = (f"{len(group)} activations cannot be told apart at the top ({', '.join(group)}): none of them is "
-                    f"the best on this evidence. " + (f"Measurably behind {top}: "
-                    f"{', '.join(n for n in ranked if n not in group)}." if len(group) < len(ranked) else ""))
+        top_text = (f"{len(group)} activations cannot be told apart at the top ({', '.join(LABEL[n] for n in group)}): "
+                    f"none of them is the best on this evidence. " + (f"Measurably behind {LABEL[top]}: "
+                    f"{', '.join(LABEL[n] for n in ranked if n not in group)}." if len(group) < len(ranked) else ""))
     worst = ranked[-1]
     evidence = (f"paired predictions on the same {r.held_out} held-out digits (McNemar), one seed" if len(r.seeds) == 1
                 else f"seed spread over {len(r.seeds)} seeds, {r.held_out} held-out digits each")
     early, final = r.textbook["early"], r.textbook["final"]
     ratio = r.grad_ratio
-    if early.winner == "relu":
+    if early.winner == LABEL["relu"]:
         book = (f"This is the textbook result: ReLU trained faster than sigmoid. {early.sentence()}")
     else:
         book = (f"The textbook says sigmoid trains slower than ReLU; after {r.early_epoch} epoch(s) the rule does not "
                 f"support that here: {early.sentence()}")
-        if early.winner == "sigmoid":
+        if early.winner == LABEL["sigmoid"]:
             book = book.replace("does not support that here", "says the opposite here")
     return f"""
 ## From scratch vs torch (`functions_and_derivatives.png`)
@@ -234,10 +237,10 @@ with torch's function and its autograd derivative. Largest absolute difference o
 The same scratch MLP {'-'.join(map(str, SIZES))} (identical initial weights, torch-default init), SGD with momentum
 {MOMENTUM}, learning rate {r.lr}, batch {BATCH}, {r.epochs} epochs on scikit-learn's real 8×8 digits (80/20 split:
 {r.held_out} held-out digits, one is {100 / r.held_out:.2f} points). Ranked by final held-out accuracy; the last column
-applies the comparison rule ({evidence}) against the top-ranked {top}:
+applies the comparison rule ({evidence}) against the top-ranked {LABEL[top]}:
 
 {table(["activation", "held-out accuracy", f"after epoch {r.early_epoch}", "final train loss",
-        "epochs to 90%", "status", f"vs {top}"], rows)}
+        "epochs to 90%", "status", f"vs {LABEL[top]}"], rows)}
 
 {top_text} Top-ranked vs last-ranked: {r.vs_top[worst].sentence() if worst != top else ''}
 

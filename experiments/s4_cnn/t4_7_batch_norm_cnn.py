@@ -247,6 +247,24 @@ def write_up(r: Result) -> str:
     else:
         speed = ("After one epoch there was no measurable difference at any learning rate, so these runs do not show "
                  "the textbook's faster convergence with batch norm.")
+    # Chance level: within two binomial standard errors of 1/classes on this many test images
+    margin = 2 * np.sqrt(r.chance * (1 - r.chance) / r.test_images)
+
+    def at_chance(what: str) -> str:
+        notes = []
+        for lr in r.final:
+            acc = {k: np.mean([getattr(x, what) for x in r.runs[k][lr]]) for k in KINDS}
+            stuck = [KINDS[k] for k in KINDS if abs(acc[k] - r.chance) <= margin]
+            if stuck:
+                who = "both networks were" if len(stuck) == len(KINDS) else f"the {stuck[0]} was"
+                notes.append(f"at lr {lr} {who} still guessing ("
+                             + ", ".join(f"{KINDS[k]} {pct(acc[k])}" for k in KINDS) + ")")
+        if not notes:
+            return ""
+        when = "after one epoch" if what == "early_accuracy" else f"after {r.epochs} epoch(s)"
+        return (f" At chance {when} (guessing gives {pct(r.chance)}; within ±{100 * margin:.1f} points, two binomial "
+                f"standard errors on {r.test_images} images): " + "; ".join(notes) + ".")
+
     finals = {k: [np.mean([x.final_accuracy for x in r.runs[k][lr]]) for lr in r.final] for k in KINDS}
     spread_note = (f"Across the {len(LRS)} learning rates the final accuracy ranged {pct(min(finals['batch_norm']))}–"
                    f"{pct(max(finals['batch_norm']))} with batch norm and {pct(min(finals['plain']))}–"
@@ -286,10 +304,10 @@ one number per run.){div_note}
 ## Convergence (`loss_per_step.png`, `lr_sensitivity.png` left)
 {lines(r.early)}
 
-{speed}
+{speed}{at_chance("early_accuracy")}
 
 ## Sensitivity to the learning rate (`lr_sensitivity.png` right)
 {lines(r.final)}
 
-{spread_note} {sens}
+{spread_note} {sens}{at_chance("final_accuracy")}
 """

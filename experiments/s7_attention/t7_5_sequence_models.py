@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from experiments.s7_attention._shared import AdditiveAttention, TransformerClassifier, correct_and_confidence
 from models import count_parameters
@@ -138,11 +139,15 @@ def draw(ctx, r: Result) -> None:
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
     axes[1, 1].set_xscale("log")
+    axes[1, 1].xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axes[1, 1].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # "20", not "2×10¹"
+    axes[1, 1].xaxis.set_minor_formatter(NullFormatter())
     axes[1, 1].set_xlabel("parameters (thousands, log scale)")
     axes[1, 1].set_ylabel(f"test accuracy (%, {r.test_examples} sequences)")
     axes[1, 1].set_title("parameters vs test accuracy")
     legend_outside(axes[0, 1])
-    fig.suptitle(f"Sequence models on synthetic sum-sign task ({r.sequences} sequences of {r.length} N(0,1) numbers)")
+    fig.suptitle(f"Sequence models on the synthetic sum-sign task ({r.sequences} sequences of {r.length} N(0,1) "
+                 f"numbers, {ctx.mode} mode)")
     ctx.save_figure(fig, "comparison_2x2")
 
 

@@ -33,8 +33,9 @@ BUDGET = {  # train_size / test_size None: the whole set; epochs are raised to r
              "classifier_epochs": 8, "sweep_epochs": 10, "sweep_train_size": None, "sweep_seeds": 3},
 }
 LR, BETA1 = 2e-4, 0.5
-SWEEP = {"lr 2e-4, β1 0.5 (course)": (2e-4, 0.5), "lr 2e-4, β1 0.9": (2e-4, 0.9), "lr 1e-3, β1 0.5": (1e-3, 0.5)}
-BASELINE = "lr 2e-4, β1 0.5 (course)"
+SWEEP = {"Adam lr 2e-4, β1 0.5 (course)": (2e-4, 0.5), "Adam lr 2e-4, β1 0.9": (2e-4, 0.9),
+         "Adam lr 1e-3, β1 0.5": (1e-3, 0.5)}  # names start sentences: "Adam lr 1e-3 … beats …"
+BASELINE = "Adam lr 2e-4, β1 0.5 (course)"
 SHOWN, INTERP_STEPS = 16, 10
 
 
@@ -204,7 +205,7 @@ def draw(ctx, r: Result) -> None:
     for i, (name, fds) in enumerate(r.sweep.items()):
         ax.scatter([i] * len(fds), fds, color=f"C{i}", zorder=3, label=f"{name} (one point per seed)")
         ax.plot([i - 0.2, i + 0.2], [np.mean(fds)] * 2, color=f"C{i}")
-    ax.set_xticks(range(len(r.sweep)), [n.replace(" (course)", "\n(course)") for n in r.sweep])
+    ax.set_xticks(range(len(r.sweep)), [n.replace("Adam ", "").replace(" (course)", "\n(course)") for n in r.sweep])
     ax.set(ylabel="Fréchet distance (lower is better)",
            title=f"Adam settings after {r.sweep_epochs} epoch(s) on "
                  f"{f'{r.sweep_images:,} ' if r.sweep_subset else ''}{r.dataset} images"

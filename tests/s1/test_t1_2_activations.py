@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from experiments.common.scratch_training import scratch_mlp
-from experiments.s1_foundations.t1_2_activations import (ACTIVATION_NAMES, Result, activation_vs_torch,
+from experiments.s1_foundations.t1_2_activations import (ACTIVATION_NAMES, LABEL, Result, activation_vs_torch,
                                                          epochs_to_reach, first_to_last_gradient, top_group, write_up)
 from utils.history import History
 from utils.report import compare_predictions
@@ -32,9 +32,10 @@ def make_result(final_right: dict[str, int], early_right: dict[str, int]) -> Res
                   early_acc={n: [early_right[n] / N] for n in ACTIVATION_NAMES},
                   final_acc={n: [final_right[n] / N] for n in ACTIVATION_NAMES},
                   grad_ratio={n: (0.04 if n == "sigmoid" else 1.1) for n in ACTIVATION_NAMES},
-                  vs_top={n: compare_predictions(top, final[top], n, final[n]) for n in ACTIVATION_NAMES if n != top},
-                  textbook={"early": compare_predictions("relu", early["relu"], "sigmoid", early["sigmoid"]),
-                            "final": compare_predictions("relu", final["relu"], "sigmoid", final["sigmoid"])})
+                  vs_top={n: compare_predictions(LABEL[top], final[top], LABEL[n], final[n])
+                          for n in ACTIVATION_NAMES if n != top},
+                  textbook={"early": compare_predictions("ReLU", early["relu"], "sigmoid", early["sigmoid"]),
+                            "final": compare_predictions("ReLU", final["relu"], "sigmoid", final["sigmoid"])})
 
 
 def test_activations_match_torch():
@@ -73,9 +74,9 @@ def test_a_clear_gap_names_the_winner():
     r = make_result(right, {n: 320 for n in ACTIVATION_NAMES} | {"sigmoid": 40})
     assert "sigmoid" not in top_group(r)
     text = " ".join(write_up(r).split())
-    assert "Measurably behind relu: sigmoid." in text
-    assert "This is the textbook result: ReLU trained faster than sigmoid. Relu beats sigmoid" in text
-    assert "At the end of training: Relu beats sigmoid in test accuracy by 13.9 points" in text
+    assert "Measurably behind ReLU: sigmoid." in text
+    assert "This is the textbook result: ReLU trained faster than sigmoid. ReLU beats sigmoid" in text
+    assert "At the end of training: ReLU beats sigmoid in test accuracy by 13.9 points" in text
     assert "(28 times smaller relative to the last layer for sigmoid)" in text
 
 

@@ -94,3 +94,16 @@ def test_usable_learning_rates_are_within_90_percent_of_the_best():
     final = {0.003: (0.85, 0.5), 0.03: (0.9, 0.9), 0.3: (0.8, 0.1)}
     runs = _result(early, final).runs  # val accuracy = final accuracy here; best 0.9, bar 0.81
     assert usable(runs) == {"plain": ["0.03"], "batch_norm": ["0.003", "0.03"]}
+
+
+def test_runs_at_chance_are_named_and_learned_ones_are_not():
+    early = {lr: (0.7, 0.6) for lr in LRS} | {LRS[-1]: (0.105, 0.095)}
+    final = {lr: (0.8, 0.75) for lr in LRS} | {LRS[-1]: (0.25, 0.11)}
+    text = " ".join(write_up(_result(early, final)).split())
+    # ±1.3 points = 2·sqrt(0.1·0.9/2000); 10.5% and 9.5% are inside, 25% is not
+    assert ("At chance after one epoch (guessing gives 10.0%; within ±1.3 points, two binomial standard errors on "
+            f"2000 images): at lr {LRS[-1]:g} both networks were still guessing") in text
+    assert "At chance after 2 epoch(s)" in text and f"at lr {LRS[-1]:g} the plain CNN was still guessing" in text
+    assert text.count("still guessing") == 2
+    assert "At chance" not in " ".join(write_up(_result({lr: (0.7, 0.6) for lr in LRS},
+                                                        {lr: (0.8, 0.75) for lr in LRS})).split())

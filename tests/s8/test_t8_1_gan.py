@@ -26,7 +26,7 @@ def _result(gen_counts, sweep, interpolation=None, sweep_images=1000):
 
 
 def test_balanced_histogram_and_tied_settings():
-    sweep = {BASELINE: [10.0, 11.0], "lr 2e-4, β1 0.9": [10.5, 11.5], "lr 1e-3, β1 0.5": [10.2, 10.9]}
+    sweep = {BASELINE: [10.0, 11.0], "Adam lr 2e-4, β1 0.9": [10.5, 11.5], "Adam lr 1e-3, β1 0.5": [10.2, 10.9]}
     text = write_up(_result([100] * 10, sweep))
     assert "No sign of mode collapse" in text and "Every class gets at least 1%" in text
     assert text.count("No measurable difference") == 2 and " beats " not in text
@@ -38,25 +38,25 @@ def test_collapsed_histogram_and_clear_winner_named():
     counts = [0] * 10
     counts[3] = 990
     counts[4] = 10
-    sweep = {BASELINE: [10.0, 10.2], "lr 2e-4, β1 0.9": [20.0, 21.0], "lr 1e-3, β1 0.5": [10.1, 10.3]}
+    sweep = {BASELINE: [10.0, 10.2], "Adam lr 2e-4, β1 0.9": [20.0, 21.0], "Adam lr 1e-3, β1 0.5": [10.1, 10.3]}
     step = np.array([0] * 5 + [255] * 5)[:, None].repeat(4, 1)
     text = write_up(_result(counts, sweep, step))
     assert "**Mode collapse**: nearly every sample is a c3" in text
     assert "Classes under 1% of the samples: c0, c1, c2, c5" in text
-    assert "Lr 2e-4, β1 0.5 (course) beats lr 2e-4, β1 0.9 in Fréchet distance" in text  # a sentence starts with a capital
-    assert "No measurable difference between lr 2e-4, β1 0.5 (course) and lr 1e-3, β1 0.5" in text
+    assert "Adam lr 2e-4, β1 0.5 (course) beats Adam lr 2e-4, β1 0.9 in Fréchet distance" in text
+    assert "No measurable difference between Adam lr 2e-4, β1 0.5 (course) and Adam lr 1e-3, β1 0.5" in text
     assert "jumps between outputs" in text
 
 
 def test_partial_collapse_is_named_as_partial():
     counts = [300, 300, 100, 100, 50, 50, 50, 20, 20, 10]
-    sweep = {BASELINE: [10.0, 11.0], "lr 2e-4, β1 0.9": [10.5, 11.5], "lr 1e-3, β1 0.5": [10.2, 10.9]}
+    sweep = {BASELINE: [10.0, 11.0], "Adam lr 2e-4, β1 0.9": [10.5, 11.5], "Adam lr 1e-3, β1 0.5": [10.2, 10.9]}
     text = write_up(_result(counts, sweep))
     assert "**Partial mode collapse**" in text and "c0 takes 30%" in text
 
 
 def test_a_sweep_on_fewer_images_says_so_and_is_not_compared_with_the_main_run():
-    sweep = {BASELINE: [40.0, 41.0], "lr 2e-4, β1 0.9": [40.5, 41.5], "lr 1e-3, β1 0.5": [30.2, 30.9]}
+    sweep = {BASELINE: [40.0, 41.0], "Adam lr 2e-4, β1 0.9": [40.5, 41.5], "Adam lr 1e-3, β1 0.5": [30.2, 30.9]}
     text = write_up(_result([100] * 10, sweep, sweep_images=250))
     assert "trained for 2 epoch(s) on the first 250 of the 1,000 training images with 2 seeds" in text
     assert "The main run above had 1 epochs on 1,000 images: these shorter runs" in text
@@ -66,7 +66,7 @@ def test_a_sweep_on_fewer_images_says_so_and_is_not_compared_with_the_main_run()
 
 
 def test_a_sweep_with_fewer_epochs_than_the_main_run_is_not_compared_with_it():
-    sweep = {BASELINE: [40.0, 41.0], "lr 2e-4, β1 0.9": [40.5, 41.5], "lr 1e-3, β1 0.5": [30.2, 30.9]}
+    sweep = {BASELINE: [40.0, 41.0], "Adam lr 2e-4, β1 0.9": [40.5, 41.5], "Adam lr 1e-3, β1 0.5": [30.2, 30.9]}
     r = _result([100] * 10, sweep, sweep_images=1000)
     r.run.epoch_seconds = [3.0] * 5   # the main run: 5 epochs; the sweep: 2
     text = write_up(r).split("## Adam settings")[1]
