@@ -52,7 +52,7 @@ class _RichProgress:
 @contextmanager
 def progress_bar(total: int, description: str) -> Iterator[_LineProgress | _RichProgress]:
     """A progress handle with ``advance(n, info=...)``: a rich bar on a terminal, lines otherwise."""
-    if not console.is_terminal:
+    if not console.is_terminal or console.quiet:  # quiet: a utils.fanout worker, whose parent shows the bar
         yield _LineProgress(total, description)
         return
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,

@@ -127,6 +127,17 @@ class RunContext:
     def progress(self, total: int, description: str):
         return progress_bar(total, description)
 
+    def map(self, fn, items, description: str, info=None) -> list:
+        """``[fn(item) for item in items]`` for independent runs, on every core this process may use
+        (``utils.fanout``), with one progress bar; ``info(item, result)`` gives the bar's text.
+        Each run starts from its own seed, so the results do not depend on the number of cores."""
+        from utils.fanout import map_runs
+
+        items = list(items)
+        with self.progress(len(items), description) as bar:
+            return map_runs(fn, items, seed=self.seed, device=self.device,
+                            on_done=lambda i, res: bar.advance(1, info=info(items[i], res) if info else None))
+
     @property
     def dataset_label(self) -> str:
         return ", ".join(d["label"] for d in self.datasets) or "none"

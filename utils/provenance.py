@@ -168,10 +168,26 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
+_child_peak = 0  # bytes: the largest utils.fanout worker of this window
+
+
+def record_child_peak(nbytes: int) -> None:
+    """A worker's peak memory (utils.fanout); peak_rss() reports the larger of it and this process's."""
+    global _child_peak
+    _child_peak = max(_child_peak, int(nbytes))
+
+
 def reset_peak_rss() -> bool:
     """Start a new peak-memory window (Linux: writing 5 to clear_refs resets VmHWM); memory freed
     by earlier work is released first, so the window starts from what is really in use."""
     release_freed_memory()
+    return reset_peak_window()
+
+
+def reset_peak_window() -> bool:
+    """reset_peak_rss without releasing memory first (cheap: for a freshly forked worker)."""
+    global _child_peak
+    _child_peak = 0
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -181,7 +197,12 @@ def reset_peak_rss() -> bool:
 
 
 def peak_rss() -> int:
-    """Peak resident memory in bytes since the last reset_peak_rss() (else since the process began)."""
+    """Peak resident memory in bytes since the last reset_peak_rss() (else since the process began),
+    of this process or of the largest worker it forked for a task's runs (each counts on its own)."""
+    return max(_own_peak_rss(), _child_peak)
+
+
+def _own_peak_rss() -> int:
     try:
         with open("/proc/self/status") as f:
             for line in f:

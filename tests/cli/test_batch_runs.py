@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 TASKS, SEED = ["3.1", "4.3"], 5
 VARYING = {"seconds", "started_at", "peak_rss_mb", "hardware", "epoch_seconds", "train_seconds", "seconds_per_epoch",
-           "figures"}
+           "figures", "stage_seconds"}
 
 
 def _main(*args, jobs: int | None = None, timeout=900):
@@ -73,6 +73,9 @@ def test_batch_run_summary_and_metrics_provenance(serial):
     for key in ("mode", "seed", "device", "dataset", "standin", "versions", "seconds", "status", "hardware"):
         assert key in m
     assert m["seed"] == SEED and m["mode"] == "tiny" and 0 <= m["test_accuracy"] <= 1
+    stages = m["stage_seconds"]   # where the time went: training and evaluating, then the figures
+    assert stages.keys() == {"measure", "draw"} and min(stages.values()) > 0
+    assert sum(stages.values()) <= m["seconds"] + 1e-3
     assert (results / "summary.md").read_text().count("| done |") == 2
 
 

@@ -1,0 +1,77 @@
+"""utils.fanout: a task's independent runs give the same results in forked workers as in this process."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from utils import fanout
+from utils.fanout import map_runs
+from utils.provenance import _own_peak_rss, peak_rss, reset_peak_window
+
+pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+
+
+def noisy_run(scale: float) -> tuple[float, float, int]:
+    """Uses the global random state (as a careless run would) and reports the process it ran in."""
+    return float(torch.rand(1)) * scale, float(np.random.rand()), os.getpid()
+
+
+def test_workers_give_the_same_results_in_order_and_leave_the_same_random_state():
+    items = [1.0, 10.0, 100.0, 1000.0, 1e4]
+    inline = map_runs(noisy_run, items, seed=3, workers=1)
+    after_inline = torch.rand(1), np.random.rand()
+    seen = []
+    forked = map_runs(noisy_run, items, seed=3, workers=2, on_done=lambda i, r: seen.append(i))
+    after_forked = torch.rand(1), np.random.rand()
+    assert [r[:2] for r in forked] == [r[:2] for r in inline]       # same numbers, items' order
+    assert len({r[2] for r in inline}) == 1 and inline[0][2] == os.getpid()
+    assert os.getpid() not in {r[2] for r in forked}                 # they really ran elsewhere
+    assert sorted(seen) == list(range(len(items)))
+    assert torch.equal(after_inline[0], after_forked[0]) and after_inline[1] == after_forked[1]
+    assert map_runs(noisy_run, items, seed=4, workers=1)[0][:2] != inline[0][:2]   # the seed matters
+
+
+def test_closures_over_unpicklable_state_run_in_workers():
+    data = torch.arange(12.0).reshape(3, 4)
+    lock = multiprocessing.Lock()  # does not pickle; the closure is inherited through fork, not sent
+    assert map_runs(lambda i: (lock is not None, float(data[i].sum())), range(3), seed=0, workers=2) == \
+        [(True, 6.0), (True, 22.0), (True, 38.0)]
+
+
+def test_gpu_devices_and_a_single_core_run_here(monkeypatch):
+    assert {r[2] for r in map_runs(noisy_run, [1.0, 2.0], seed=0, device=torch.device("meta"), workers=2)} \
+        == {os.getpid()}
+    monkeypatch.setenv("DL_THREADS", "1")
+    assert fanout.available_cores() == 1
+    assert {r[2] for r in map_runs(noisy_run, [1.0, 2.0], seed=0)} == {os.getpid()}
+
+
+def _fail_on_two(i: int) -> int:
+    if i == 2:
+        raise ValueError("run 2 failed")
+    return i
+
+
+def test_a_failed_run_or_ctrl_c_stops_every_worker():
+    with pytest.raises(ValueError, match="run 2 failed"):
+        map_runs(_fail_on_two, range(6), seed=0, workers=2)
+    assert multiprocessing.active_children() == []
+
+    def interrupt(i, _result):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        map_runs(_fail_on_two, [0, 1, 3, 4], seed=0, workers=2, on_done=interrupt)
+    assert multiprocessing.active_children() == []
+
+
+def test_the_largest_worker_counts_in_the_peak_memory():
+    reset_peak_window()
+    big = max(_own_peak_rss() + (512 << 20), 1 << 30)   # more than this process holds, by half a gigabyte
+    map_runs(lambda n: float(torch.ones(n // 4, dtype=torch.float32).sum()), [big, 1], seed=0, workers=2)
+    assert _own_peak_rss() < big <= peak_rss()
+    reset_peak_window()
+    assert peak_rss() < big   # a new window forgets the workers of the last one
