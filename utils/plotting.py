@@ -257,3 +257,10 @@ def seed_band(ax, x, runs, *, label: str, color=None):
         std = np.nanstd(runs, axis=0, ddof=1)
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     return line
+
+
+def colorbar_beside(fig, im, rect, label: str) -> None:
+    """A colour bar in its own axes at ``rect`` (figure fraction), for figures laid out by hand."""
+    cax = fig.add_axes(rect)
+    cax.grid(False)  # the house style's grid would draw dashes across the colour scale
+    fig.colorbar(im, cax=cax, label=label)

@@ -70,28 +70,35 @@ def train_variants(ctx, ds, settings: dict[str, dict], *, epochs: int, keep: tup
     correct: dict[str, np.ndarray] = {}
     models: dict[str, nn.Module] = {}
     seeds = ctx.seeds()
-    for s in seeds:
-        for name, cfg in settings.items():
-            torch.manual_seed(s)
-            model = build_mlp(cfg, in_features, ds.num_classes)
-            history = ctx.fit(model, train, val, epochs=epochs, optimizer=make_optimizer(cfg, model.parameters()),
-                              batch_size=min(cfg["batch"], len(train[1])), seed=s, description=name)
-            if history.diverged:
-                acc = math.nan
-            else:
-                pred = predict(model, ds.x_test, ctx.cfg.eval_batch_size, ctx.device).argmax(1)
-                right = (pred.cpu() == ds.y_test).numpy()
-                acc = float(right.mean())
-                if s == seeds[0]:
-                    correct[name] = right
-            if s == seeds[0]:
-                variants[name] = Variant(dict(cfg), history, [], [], [], count_parameters(model))
-                if name in keep:
-                    models[name] = model.eval()
-            v = variants[name]
-            v.test_accuracy.append(acc)
-            v.status.append(history.status)
-            v.seconds.append(history.seconds)
+
+    def train_one(job):
+        s, name = job
+        cfg = settings[name]
+        torch.manual_seed(s)
+        model = build_mlp(cfg, in_features, ds.num_classes)
+        history = ctx.fit(model, train, val, epochs=epochs, optimizer=make_optimizer(cfg, model.parameters()),
+                          batch_size=min(cfg["batch"], len(train[1])), seed=s, description=name)
+        right = None
+        if not history.diverged:
+            pred = predict(model, ds.x_test, ctx.cfg.eval_batch_size, ctx.device).argmax(1)
+            right = (pred.cpu() == ds.y_test).numpy()
+        kept = model.eval() if s == seeds[0] and name in keep else None
+        return history, right, count_parameters(model), kept
+
+    jobs = [(s, name) for s in seeds for name in settings]
+    done = ctx.map(train_one, jobs, "settings", info=lambda j, out: f"{j[1]}: {out[0].status}")
+    for (s, name), (history, right, params, kept) in zip(jobs, done):
+        acc = math.nan if right is None else float(right.mean())
+        if s == seeds[0]:
+            if right is not None:
+                correct[name] = right
+            variants[name] = Variant(dict(settings[name]), history, [], [], [], params)
+            if kept is not None:
+                models[name] = kept
+        v = variants[name]
+        v.test_accuracy.append(acc)
+        v.status.append(history.status)
+        v.seconds.append(history.seconds)
     return variants, correct, models, len(train[1])
 
 

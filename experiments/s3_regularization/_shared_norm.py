@@ -2,9 +2,12 @@
 the parts of the analysis that read the learning-rate sweep and the late-epoch comparisons."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+from utils.history import History
 from utils.report import pct
 
 NAMES = {"none": "no normalization", "batch": "batch norm", "layer": "layer norm", "instance": "instance norm",
@@ -180,3 +183,13 @@ def fell_behind_text(r) -> str:
                               "groups of (group) channels of an image; batch and instance norm, which normalise each "
                               "channel on its own, did not." if set(behind) == {"layer", "group"} else ""))
     return late_text
+
+
+def run_state(h: History, num_classes: int) -> str:
+    """"diverged" (NaN/inf loss), "stuck at chance" (training loss no better than guessing, or validation
+    accuracy below 1.5× chance) or "trained"."""
+    if h.diverged:
+        return "diverged"
+    if h.final("train_loss") >= math.log(num_classes) or h.final("val_acc") < 1.5 / num_classes:
+        return "stuck at chance"
+    return "trained"

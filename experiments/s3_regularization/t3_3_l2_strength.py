@@ -70,18 +70,24 @@ def measure(ctx) -> Result:
     labels = [lambda_label(lam) for lam in b.lambdas]
     acc = {k: {kk: [] for kk in labels} for k in ("val", "train", "test", "norm", "penalty")}
     histories, weights, right = {}, {}, {}
-    for s in seeds:
-        for lam, k in zip(b.lambdas, labels):
-            model, h = train_mlp(ctx, ds, train, val, seed=s, epochs=b.epochs, penalty=("l2", lam),
-                                 description=f"L2 λ={k} (seed {s})")
-            right[k] = (correct(ctx, model, *val), correct(ctx, model, ds.x_test, ds.y_test))
-            w = abs_weights(model)
-            for key, v in (("val", right[k][0].mean()), ("test", right[k][1].mean()),
-                           ("train", correct(ctx, model, *train).mean()), ("norm", np.sqrt((w ** 2).sum())),
-                           ("penalty", weight_penalty(model, "l2", lam))):
-                acc[key][k].append(float(v))
-            if s == seeds[0]:
-                histories[k], weights[k] = h, w
+
+    def train_one(job):
+        s, lam, k = job
+        model, h = train_mlp(ctx, ds, train, val, seed=s, epochs=b.epochs, penalty=("l2", lam),
+                             description=f"L2 λ={k} (seed {s})")
+        w = abs_weights(model)
+        outcome = (correct(ctx, model, *val), correct(ctx, model, ds.x_test, ds.y_test))
+        values = {"train": correct(ctx, model, *train).mean(), "norm": np.sqrt((w ** 2).sum()),
+                  "penalty": weight_penalty(model, "l2", lam)}
+        return h, w, outcome, values
+
+    jobs = [(s, lam, k) for s in seeds for lam, k in zip(b.lambdas, labels)]
+    done = ctx.map(train_one, jobs, "L2 strengths", info=lambda j, out: f"λ={j[2]}: val {out[2][0].mean():.3f}")
+    for (s, lam, k), (h, w, right[k], values) in zip(jobs, done):
+        for key, v in (("val", right[k][0].mean()), ("test", right[k][1].mean()), *values.items()):
+            acc[key][k].append(float(v))
+        if s == seeds[0]:
+            histories[k], weights[k] = h, w
     weights["initial"] = abs_weights(make_mlp(ds, seeds[0]))
     bins = np.logspace(-6, np.log10(max(w.max() for w in weights.values())), 71)
     top = max(labels, key=lambda k: np.mean(acc["val"][k]))

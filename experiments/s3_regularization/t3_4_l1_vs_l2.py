@@ -71,16 +71,21 @@ def measure(ctx) -> Result:
     seeds = ctx.seeds()
     val_acc, test_acc, sparsity = ({k: [] for k in VARIANTS} for _ in range(3))
     first, right = {}, {}
-    for s in seeds:
-        for k, penalty in VARIANTS.items():
-            model, _ = train_mlp(ctx, ds, train, val, seed=s, epochs=b.epochs, penalty=penalty,
-                                 description=f"{NAMES[k]} (seed {s})")
-            right[k] = correct(ctx, model, ds.x_test, ds.y_test)
-            val_acc[k].append(float(correct(ctx, model, *val).mean()))
-            test_acc[k].append(float(right[k].mean()))
-            sparsity[k].append(near_zero_share(abs_weights(model), THRESHOLD))
-            if s == seeds[0]:
-                first[k] = model
+
+    def train_one(job):
+        s, k = job
+        model, _ = train_mlp(ctx, ds, train, val, seed=s, epochs=b.epochs, penalty=VARIANTS[k],
+                             description=f"{NAMES[k]} (seed {s})")
+        return model, correct(ctx, model, ds.x_test, ds.y_test), float(correct(ctx, model, *val).mean())
+
+    jobs = [(s, k) for s in seeds for k in VARIANTS]
+    done = ctx.map(train_one, jobs, "penalties", info=lambda j, out: f"{NAMES[j[1]]}: test {out[1].mean():.3f}")
+    for (s, k), (model, right[k], val_accuracy) in zip(jobs, done):
+        val_acc[k].append(val_accuracy)
+        test_acc[k].append(float(right[k].mean()))
+        sparsity[k].append(near_zero_share(abs_weights(model), THRESHOLD))
+        if s == seeds[0]:
+            first[k] = model
     w = {k: abs_weights(m) for k, m in first.items()}
     w["initial"] = abs_weights(make_mlp(ds, seeds[0]))
     bins = np.logspace(-6, np.log10(max(v.max() for v in w.values())), 71)

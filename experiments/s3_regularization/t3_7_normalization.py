@@ -9,7 +9,6 @@ eval mode.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 
 from experiments.s3_regularization._shared import compare_accuracy, correct, image_subset, over_seeds
 from experiments.s3_regularization._shared_norm import (COLORS, NAMES, NORMS, batch_norm_internals, fell_behind_text,
-                                                        norm_cnn, tolerance_text)
+                                                        norm_cnn, run_state, tolerance_text)
 from utils.history import History
 from utils.plotting import history_figure, legend_outside, plt, sweep_plot
 from utils.report import Comparison, pct, table
@@ -72,16 +71,6 @@ class Result:
         return max((lr for lr in self.lrs if not self.failed(k, lr)), default=None)
 
 
-def run_state(h: History, num_classes: int) -> str:
-    """"diverged" (NaN/inf loss), "stuck at chance" (training loss no better than guessing, or validation
-    accuracy below 1.5× chance) or "trained"."""
-    if h.diverged:
-        return "diverged"
-    if h.final("train_loss") >= math.log(num_classes) or h.final("val_acc") < 1.5 / num_classes:
-        return "stuck at chance"
-    return "trained"
-
-
 def measure(ctx) -> Result:
     b = ctx.budget
     assert b.base_lr in b.lrs, "the base learning rate must be one of the sweep's"
@@ -93,33 +82,42 @@ def measure(ctx) -> Result:
     sweep = {k: {lab: [] for lab in labels} for k in NORMS}
     state = {k: {lab: [] for lab in labels} for k in NORMS}
     histories, first, test_acc, right = {}, {k: [] for k in NORMS}, {k: [] for k in NORMS}, {}
-    for s in seeds:
-        for lr, lab in zip(b.lrs, labels):
-            for k in NORMS:
-                model = norm_cnn(k, c, ds.num_classes, b.channels, seed=s).to(ctx.device)
-                opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-                seen = {}
 
-                def after_epoch(epoch, net, _h, seen=seen):
-                    if epoch == 1:
-                        seen["val"] = correct(ctx, net, *val)
+    def train_one(job):
+        s, lr, lab, k = job
+        model = norm_cnn(k, c, ds.num_classes, b.channels, seed=s).to(ctx.device)
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        seen = {}
 
-                h = ctx.fit(model, train, val, epochs=b.epochs if lr == b.base_lr else b.sweep_epochs,
-                            optimizer=opt, seed=s, batch_size=bs,
-                            description=f"{NAMES[k]}, lr {lab}" + (f" (seed {s})" if len(seeds) > 1 else ""),
-                            on_epoch_end=after_epoch if lr == b.base_lr else None)
-                state[k][lab].append(run_state(h, ds.num_classes))
-                # The base-LR run shares its first sweep_epochs with a shorter run (same weights, batches, LR).
-                sweep[k][lab].append(History(val_acc=h.val_acc[:b.sweep_epochs]).final("val_acc"))
-                if lr != b.base_lr:
-                    continue
-                first[k].append(h.val_acc[0] if h.val_acc else float("nan"))
-                right[k] = (seen.get("val", np.zeros(len(val[1]), bool)), correct(ctx, model, ds.x_test, ds.y_test))
-                test_acc[k].append(float(right[k][1].mean()))
-                if s == seeds[0]:
-                    histories[k] = h
-                    if k == "batch":
-                        bn_model = model
+        def after_epoch(epoch, net, _h):
+            if epoch == 1:
+                seen["val"] = correct(ctx, net, *val)
+
+        h = ctx.fit(model, train, val, epochs=b.epochs if lr == b.base_lr else b.sweep_epochs,
+                    optimizer=opt, seed=s, batch_size=bs,
+                    description=f"{NAMES[k]}, lr {lab}" + (f" (seed {s})" if len(seeds) > 1 else ""),
+                    on_epoch_end=after_epoch if lr == b.base_lr else None)
+        if lr != b.base_lr:
+            return h, None
+        return h, (seen.get("val", np.zeros(len(val[1]), bool)), correct(ctx, model, ds.x_test, ds.y_test), model)
+
+    jobs = [(s, lr, lab, k) for s in seeds for lr, lab in zip(b.lrs, labels) for k in NORMS]
+    jobs.sort(key=lambda j: j[1] != b.base_lr)  # the longer base-LR runs first (stable: seed order kept)
+    runs = ctx.map(train_one, jobs, "normalization × learning rate",
+                   info=lambda j, out: f"{NAMES[j[3]]}, lr {j[2]}: val {out[0].final('val_acc'):.3f}")
+    for (s, lr, lab, k), (h, base) in zip(jobs, runs):
+        state[k][lab].append(run_state(h, ds.num_classes))
+        # The base-LR run shares its first sweep_epochs with a shorter run (same weights, batches, LR).
+        sweep[k][lab].append(History(val_acc=h.val_acc[:b.sweep_epochs]).final("val_acc"))
+        if base is None:
+            continue
+        first[k].append(h.val_acc[0] if h.val_acc else float("nan"))
+        right[k] = base[:2]
+        test_acc[k].append(float(right[k][1].mean()))
+        if s == seeds[0]:
+            histories[k] = h
+            if k == "batch":
+                bn_model = base[2]
     best_final = max(histories[k].final("val_acc") for k in NORMS)
     target = round(0.95 * best_final, 3)
     to_target = {k: [next((i + 1 for i, v in enumerate(histories[k].val_acc) if v >= target), None)] for k in NORMS}

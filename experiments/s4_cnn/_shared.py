@@ -1,8 +1,9 @@
-"""Helpers several section-4 tasks use: kernels, receptive-field geometry and input gradients, and
-whole-batch shifts and perspective warps. The SmallCNN recipe and the reuse of 4.3's network, which
+"""Helpers several section-4 tasks use: kernels, receptive-field geometry and input gradients,
+whole-batch shifts and perspective warps, and a loss that records every training step's value. The SmallCNN recipe and the reuse of 4.3's network, which
 section 8 needs too, are in experiments/common/small_cnn.py."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -209,3 +210,26 @@ def random_perspective(x, distortion: float = 0.4, p: float = 1.0):
     out = F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
     keep = torch.rand(n, device=dev) >= p
     return torch.where(keep.view(n, 1, 1, 1), x, out)
+
+
+def steps_below(losses, threshold: float, window: int = 5) -> int | None:
+    """First step at which the ``window``-step moving average of the loss is below ``threshold``."""
+    finite = np.nan_to_num(np.asarray(losses, dtype=float), nan=np.inf)
+    if len(finite) < window:
+        return None
+    below = np.flatnonzero(np.convolve(finite, np.ones(window) / window, mode="valid") < threshold)
+    return int(below[0]) + window if len(below) else None
+
+
+def recording_cross_entropy():
+    """Cross-entropy that also keeps every training step's loss: (loss_fn, list of losses).
+    Training outputs carry gradients and evaluation outputs do not, which tells the two calls apart."""
+    steps: list[float] = []
+
+    def loss_fn(out, y):
+        loss = F.cross_entropy(out, y)
+        if out.requires_grad:
+            steps.append(float(loss.detach()))
+        return loss
+
+    return loss_fn, steps

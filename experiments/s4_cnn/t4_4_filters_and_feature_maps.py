@@ -14,7 +14,7 @@ import torch.nn as nn
 from experiments.common.small_cnn import trained_cnn
 from experiments.s4_cnn._shared import conv_activations
 from models import SmallCNN
-from utils.plotting import image_grid, plt
+from utils.plotting import colorbar_beside, image_grid, plt
 from utils.report import ALPHA, describe_accuracy, pct, table
 
 BUDGET = {  # train_size / epochs: only used when 4.3's weights are not there to reuse
@@ -34,6 +34,7 @@ SHORT = {"vertical edge": "vert. edge", "horizontal edge": "horiz. edge", "diago
 EDGE_DC = 0.2      # |sum of weights| / sum of |weights| below this: a flat region gives almost no response
 MATCH_COS = 0.8    # |cosine| with a template at or above this: the filter "is" that template
 SHOWN_CONV2, CHANNELS_SHOWN = 16, 3
+WEIGHT_LABEL = "weight (red +, blue −)"
 
 
 @dataclass
@@ -173,7 +174,7 @@ def draw(ctx, r: Result) -> None:
             im = ax.imshow(f[k], cmap="RdBu_r", vmin=-lim, vmax=lim)
             edge = "edge-like" if st["dc_ratio"][k] < EDGE_DC else "not edge-like"
             ax.set_title(f"#{k}: {SHORT[st['best_template'][k]]} {st['best_abs_cos'][k]:.2f}\n{edge}", fontsize=8)
-    colorbar_beside(fig, im, (0.92, 0.25, 0.012, 0.5))
+    colorbar_beside(fig, im, (0.92, 0.25, 0.012, 0.5), WEIGHT_LABEL)
     fig.suptitle(f"conv1 of the CNN trained on {r.dataset}: all {len(f)} 3×3 filters"
                  f"{' (summed over RGB)' if r.in_channels > 1 else ''}; title: closest template, its |cosine|, and "
                  f"whether the weights nearly cancel (edge-like)", fontsize=10)
@@ -212,7 +213,7 @@ def draw(ctx, r: Result) -> None:
                 ax.set_ylabel(f"conv2 #{o}\n({share:.0%} of norm²)", fontsize=7.5)
     for ax in axes[:, CHANNELS_SHOWN]:
         ax.axis("off")
-    colorbar_beside(fig, im, (0.89, 0.3, 0.02, 0.4))
+    colorbar_beside(fig, im, (0.89, 0.3, 0.02, 0.4), WEIGHT_LABEL)
     fig.suptitle(f"conv2 of the CNN trained on {r.dataset}: the {SHOWN_CONV2} of {r.conv2_shape[0]} filters with the "
                  f"largest weight norm,\neach shown on "
                  f"its {CHANNELS_SHOWN} strongest of {r.conv2_shape[1]} input channels (3×3 tiles)", fontsize=10)
@@ -231,12 +232,6 @@ def draw(ctx, r: Result) -> None:
         fig.suptitle(f"Feature maps of the trained CNN for one {r.dataset} test image (channel order, row by row)",
                      fontsize=11)
         ctx.save_figure(fig, f"feature_maps_{si + 1}")
-
-
-def colorbar_beside(fig, im, rect) -> None:
-    cax = fig.add_axes(rect)
-    cax.grid(False)  # the house style's grid would draw dashes across the colour scale
-    fig.colorbar(im, cax=cax, label="weight (red +, blue −)")
 
 
 def _null_sentence(tr: int, nul: dict, what: str, n_filters: int) -> str:

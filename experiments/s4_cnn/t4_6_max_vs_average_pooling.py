@@ -74,15 +74,22 @@ def measure(ctx) -> Result:
 
     histories, correct, same = {}, {p: [] for p in POOLS}, {p: [] for p in POOLS}
     seconds, status = {p: [] for p in POOLS}, {p: [] for p in POOLS}
-    for s in ctx.seeds():
-        for pool in POOLS:
-            model, history, val = train_small_cnn(ctx, ds, epochs=b.epochs, seed=s, pool=pool, batch_size=b.batch_size)
-            histories.setdefault(pool, history)
-            seconds[pool].append(history.seconds)
-            status[pool].append(history.status)
-            preds = {d: predict(model, shifted[d], ctx.cfg.eval_batch_size, ctx.device).argmax(1) for d in SHIFTS}
-            correct[pool].append({d: (preds[d] == y_eval).numpy() for d in SHIFTS})
-            same[pool].append({d: (preds[d] == preds[0]).numpy() for d in SHIFTS})
+
+    def train_one(job):
+        s, pool = job
+        model, history, val = train_small_cnn(ctx, ds, epochs=b.epochs, seed=s, pool=pool, batch_size=b.batch_size)
+        preds = {d: predict(model, shifted[d], ctx.cfg.eval_batch_size, ctx.device).argmax(1) for d in SHIFTS}
+        return history, len(val[1]), preds
+
+    jobs = [(s, pool) for s in ctx.seeds() for pool in POOLS]
+    done = ctx.map(train_one, jobs, "max and average pooling",
+                   info=lambda j, out: f"{j[1]} (seed {j[0]}): {(out[2][0] == y_eval).float().mean():.3f}")
+    for (s, pool), (history, n_val, preds) in zip(jobs, done):
+        histories.setdefault(pool, history)
+        seconds[pool].append(history.seconds)
+        status[pool].append(history.status)
+        correct[pool].append({d: (preds[d] == y_eval).numpy() for d in SHIFTS})
+        same[pool].append({d: (preds[d] == preds[0]).numpy() for d in SHIFTS})
     accuracy = {p: {str(d): [float(c[d].mean()) for c in correct[p]] for d in SHIFTS} for p in POOLS}
     consistency = {p: {str(d): [float(c[d].mean()) for c in same[p]] for d in SHIFTS} for p in POOLS}
 
@@ -93,8 +100,8 @@ def measure(ctx) -> Result:
     accuracy_cmp = {str(d): rule(accuracy, correct, d, f"accuracy at a {d}-px shift" if d else "unshifted accuracy")
                     for d in SHIFTS}
     stability_cmp = {str(d): rule(consistency, same, d, f"predictions unchanged by a {d}-px shift") for d in SHIFTS[1:]}
-    n_train = len(ds.y_train) - len(val[1])
-    result = Result(ds.label, n_train, len(val[1]), n_eval, b.epochs, ctx.seeds(), histories, accuracy, consistency,
+    n_train = len(ds.y_train) - n_val
+    result = Result(ds.label, n_train, n_val, n_eval, b.epochs, ctx.seeds(), histories, accuracy, consistency,
                     accuracy_cmp, stability_cmp, np.stack([ds.to_display(shifted[d][:4]) for d in SHIFTS]),
                     [ARROWS[i] for i in direction[:4].tolist()])
     mean = lambda v: float(np.mean(v))  # noqa: E731

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from experiments.s4_cnn._shared import recording_cross_entropy, steps_below
 from models import SmallCNN
 from utils.data import train_val_split
 from utils.plotting import legend_outside, mark_diverged, plt, sweep_plot
@@ -68,29 +68,6 @@ class Result:
         return "; ".join(parts) + (f"; tie at {', '.join(ties)}" if ties else "")
 
 
-def steps_below(losses, threshold: float, window: int = 5) -> int | None:
-    """First step at which the ``window``-step moving average of the loss is below ``threshold``."""
-    finite = np.nan_to_num(np.asarray(losses, dtype=float), nan=np.inf)
-    if len(finite) < window:
-        return None
-    below = np.flatnonzero(np.convolve(finite, np.ones(window) / window, mode="valid") < threshold)
-    return int(below[0]) + window if len(below) else None
-
-
-def recording_cross_entropy():
-    """Cross-entropy that also keeps every training step's loss: (loss_fn, list of losses).
-    Training outputs carry gradients and evaluation outputs do not, which tells the two calls apart."""
-    steps: list[float] = []
-
-    def loss_fn(out, y):
-        loss = F.cross_entropy(out, y)
-        if out.requires_grad:
-            steps.append(float(loss.detach()))
-        return loss
-
-    return loss_fn, steps
-
-
 def correctness(model, x, y, ctx) -> np.ndarray:
     """Per-image right/wrong; a network whose outputs are not finite gets every image wrong."""
     logits = predict(model, x, ctx.cfg.eval_batch_size, ctx.device)
@@ -107,29 +84,34 @@ def measure(ctx) -> Result:
     c, h, _ = ds.shape
     runs = {k: {f"{lr:g}": [] for lr in LRS} for k in KINDS}
     correct = {k: {f"{lr:g}": {} for lr in LRS} for k in KINDS}  # first seed's per-image outcomes
-    for s in ctx.seeds():
-        for lr in LRS:
-            for kind in KINDS:
-                torch.manual_seed(s)  # same conv/linear initial weights with and without batch norm
-                model = SmallCNN(in_channels=c, num_classes=ds.num_classes, image_size=h, batch_norm=kind == "batch_norm")
-                opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-                loss_fn, losses = recording_cross_entropy()
-                early = {}
 
-                def after_epoch(epoch, net, _history, keep=early):
-                    if epoch == 1:
-                        keep["correct"] = correctness(net, x_test, y_test, ctx)
+    def train_one(job):
+        s, lr, kind = job
+        torch.manual_seed(s)  # same conv/linear initial weights with and without batch norm
+        model = SmallCNN(in_channels=c, num_classes=ds.num_classes, image_size=h, batch_norm=kind == "batch_norm")
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        loss_fn, losses = recording_cross_entropy()
+        early = {}
 
-                hist = ctx.fit(model, train, val, epochs=b.epochs, optimizer=opt, loss_fn=loss_fn, batch_size=batch_size,
-                               seed=s, on_epoch_end=after_epoch, description=f"{KINDS[kind]}, lr {lr} (seed {s})")
-                final = correctness(model, x_test, y_test, ctx)
-                first = early.get("correct", np.zeros(n_test, dtype=bool))
-                key = f"{lr:g}"
-                if s == ctx.seed:
-                    correct[kind][key] = {"early": first, "final": final}
-                losses = [v if math.isfinite(v) else float("nan") for v in losses]
-                runs[kind][key].append(Run(losses, hist.status, float(first.mean()), float(final.mean()),
-                                           hist.final("val_acc"), steps_below(losses, LOSS_THRESHOLD), hist.seconds))
+        def after_epoch(epoch, net, _history):
+            if epoch == 1:
+                early["correct"] = correctness(net, x_test, y_test, ctx)
+
+        hist = ctx.fit(model, train, val, epochs=b.epochs, optimizer=opt, loss_fn=loss_fn, batch_size=batch_size,
+                       seed=s, on_epoch_end=after_epoch, description=f"{KINDS[kind]}, lr {lr} (seed {s})")
+        first = early.get("correct", np.zeros(n_test, dtype=bool))
+        return hist, losses, first, correctness(model, x_test, y_test, ctx)
+
+    jobs = [(s, lr, kind) for s in ctx.seeds() for lr in LRS for kind in KINDS]
+    done = ctx.map(train_one, jobs, "batch norm × learning rate",
+                   info=lambda j, out: f"{KINDS[j[2]]}, lr {j[1]}: test {out[3].mean():.3f}")
+    for (s, lr, kind), (hist, losses, first, final) in zip(jobs, done):
+        key = f"{lr:g}"
+        if s == ctx.seed:
+            correct[kind][key] = {"early": first, "final": final}
+        losses = [v if math.isfinite(v) else float("nan") for v in losses]
+        runs[kind][key].append(Run(losses, hist.status, float(first.mean()), float(final.mean()),
+                                   hist.final("val_acc"), steps_below(losses, LOSS_THRESHOLD), hist.seconds))
 
     def rule(key, stage, metric):
         acc = {k: [getattr(r, f"{stage}_accuracy") for r in runs[k][key]] for k in KINDS}

@@ -113,26 +113,33 @@ def measure(ctx) -> Result:
 
     histories, clean_acc, outcomes, gaps = {}, {}, {}, {k: [] for k in KINDS}
     final = {k: {m: [] for m in ("train", "val", "gap", "test")} for k in KINDS}
-    for s in ctx.seeds():
-        for kind in KINDS:
-            torch.manual_seed(s)  # same initial weights with and without augmentation
-            model = SmallCNN(in_channels=c, num_classes=ds.num_classes, image_size=h, dropout=0.0)  # no other regulariser
-            per_epoch: list[float] = []
 
-            def clean_fit(epoch, net, _history, log=per_epoch):
-                log.append(ctx.evaluate(net, *train)[1])
+    def train_one(job):
+        s, kind = job
+        torch.manual_seed(s)  # same initial weights with and without augmentation
+        model = SmallCNN(in_channels=c, num_classes=ds.num_classes, image_size=h, dropout=0.0)  # no other regulariser
+        per_epoch: list[float] = []
 
-            hist = ctx.fit(model, train, val, epochs=b.epochs, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
-                           batch_size=batch_size, seed=s, augment=policy if kind == "augmented" else None,
-                           on_epoch_end=clean_fit, description=f"{kind} (seed {s})")
-            right = {name: (predict(model, x, ctx.cfg.eval_batch_size, ctx.device).argmax(1) == y).numpy()
-                     for name, (x, y) in (("train", train), ("val", val), ("test", (ds.x_test, ds.y_test)))}
-            if s == ctx.seed:
-                histories[kind], clean_acc[kind], outcomes[kind] = hist, per_epoch, right
-            for m in ("train", "val", "test"):
-                final[kind][m].append(float(right[m].mean()))
-            final[kind]["gap"].append(final[kind]["train"][-1] - final[kind]["val"][-1])
-            gaps[kind].append([t - v for t, v in zip(per_epoch, hist.val_acc)])
+        def clean_fit(epoch, net, _history):
+            per_epoch.append(ctx.evaluate(net, *train)[1])
+
+        hist = ctx.fit(model, train, val, epochs=b.epochs, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+                       batch_size=batch_size, seed=s, augment=policy if kind == "augmented" else None,
+                       on_epoch_end=clean_fit, description=f"{kind} (seed {s})")
+        right = {name: (predict(model, x, ctx.cfg.eval_batch_size, ctx.device).argmax(1) == y).numpy()
+                 for name, (x, y) in (("train", train), ("val", val), ("test", (ds.x_test, ds.y_test)))}
+        return hist, per_epoch, right
+
+    jobs = [(s, kind) for s in ctx.seeds() for kind in KINDS]
+    done = ctx.map(train_one, jobs, "with and without augmentation",
+                   info=lambda j, out: f"{j[1]} (seed {j[0]}): test {out[2]['test'].mean():.3f}")
+    for (s, kind), (hist, per_epoch, right) in zip(jobs, done):
+        if s == ctx.seed:
+            histories[kind], clean_acc[kind], outcomes[kind] = hist, per_epoch, right
+        for m in ("train", "val", "test"):
+            final[kind][m].append(float(right[m].mean()))
+        final[kind]["gap"].append(final[kind]["train"][-1] - final[kind]["val"][-1])
+        gaps[kind].append([t - v for t, v in zip(per_epoch, hist.val_acc)])
     o = outcomes
     if len(ctx.seeds()) > 1:
         c_gap = compare_seeds("augmented", final["augmented"]["gap"], "plain", final["plain"]["gap"],

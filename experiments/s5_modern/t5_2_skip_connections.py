@@ -57,23 +57,26 @@ def measure(ctx) -> Result:
     train, val = split(ctx, ds.x_train, ds.y_train)
     probe = (train[0][:b.probe], train[1][:b.probe])
     widths = (b.width, 2 * b.width, 4 * b.width)
-    histories, g0, g1, params, final, losses, test_acc = {}, {}, {}, {}, {}, {}, {}
-    for depth in b.depths:
-        n = (depth - 2) // 6
-        for kind in ("plain", "resnet"):
-            key = f"{kind}_{depth}"
-            torch.manual_seed(ctx.seed)
-            model = CifarResNet((n, n, n), widths, ds.num_classes, ds.shape[0], residual=kind == "resnet").to(ctx.device)
-            g0[key] = conv_gradient_norms(model, *probe, ctx.device)
-            histories[key] = train_classifier(ctx, model, train, val, epochs=b.epochs, lr=b.lr, batch_size=b.batch_size,
-                                              weight_decay=1e-4, description=key)
-            g1[key] = conv_gradient_norms(model, *probe, ctx.device)
-            params[key] = count_parameters(model)
-            final[key] = histories[key].final("train_loss")
-            losses[key] = per_example_loss(model, *probe, ctx.device)
-            with torch.no_grad():
-                model.eval()
-                test_acc[key] = float((model(ds.x_test.to(ctx.device)).argmax(1).cpu() == ds.y_test).float().mean())
+
+    def train_one(key):
+        kind, depth = key.split("_")
+        n = (int(depth) - 2) // 6
+        torch.manual_seed(ctx.seed)
+        model = CifarResNet((n, n, n), widths, ds.num_classes, ds.shape[0], residual=kind == "resnet").to(ctx.device)
+        at_init = conv_gradient_norms(model, *probe, ctx.device)
+        h = train_classifier(ctx, model, train, val, epochs=b.epochs, lr=b.lr, batch_size=b.batch_size,
+                             weight_decay=1e-4, description=key)
+        with torch.no_grad():
+            model.eval()
+            acc = float((model(ds.x_test.to(ctx.device)).argmax(1).cpu() == ds.y_test).float().mean())
+        return (h, at_init, conv_gradient_norms(model, *probe, ctx.device), count_parameters(model),
+                per_example_loss(model, *probe, ctx.device), acc)
+
+    keys = [f"{kind}_{depth}" for depth in sorted(b.depths, reverse=True) for kind in ("plain", "resnet")]  # deep first
+    runs = dict(zip(keys, ctx.map(train_one, keys, "networks", info=lambda k, out: f"{k}: test {out[5]:.3f}")))
+    keys = [f"{kind}_{depth}" for depth in b.depths for kind in ("plain", "resnet")]  # metrics in the budget's order
+    histories, g0, g1, params, losses, test_acc = ({k: runs[k][i] for k in keys} for i in range(6))
+    final = {k: h.final("train_loss") for k, h in histories.items()}
     shallow, deep = min(b.depths), max(b.depths)
 
     def loss_gap(one: str, other: str) -> Comparison:  # "plain_20", "resnet_20": paired bootstrap on the probe images

@@ -123,37 +123,44 @@ def measure(ctx) -> Result:
     k = len(target)
     accuracy = {m: {} for m in METHODS}
     correct, histories, per_class = {}, {}, {}
-    for n, key in zip(labels, keys):
+
+    def train_one(job):
+        n, key, method = job
         idx = per_class_subset(yp, n, range(k), ctx.seed)
         x, y = xp[idx], yp[idx]
-        per_class[key] = len(y) / k
         steps = -(-len(y) // clip_batch(b.batch_size, len(y)))   # per epoch, as train_classifier batches
         epochs = max(b.min_epochs, math.ceil(b.min_steps / steps))  # so few labels still get enough updates
-        for method in METHODS:
-            torch.manual_seed(ctx.seed)
-            if method == "from scratch":
-                model = (ImagenetResNet18(None, ds, k) if imagenet else resnet18_cifar(k, ds.shape[0], b.width))
-            else:
-                model = copy.deepcopy(pretrained)
-                model.fc = nn.Linear(model.fc.in_features, k)
-            model = model.to(ctx.device)
-            if method == "feature extraction":  # frozen body: its features once, then a linear head on them
-                with torch.no_grad():
-                    model.eval()
-                    feats = [torch.cat([model.features(c.to(ctx.device)).cpu() for c in z.split(256)])
-                             for z in (x, xv, xt)]
-                head = model.fc
-                h = train_classifier(ctx, head, (feats[0], y), (feats[1], yv), epochs=epochs, lr=LR[method],
-                                     optimizer="adam", batch_size=b.batch_size, description=f"{method} {key}")
-                ok = correct_on(head, feats[2], yt, ctx.device)
-            else:
-                h = train_classifier(ctx, model, (x, y), (xv, yv), epochs=epochs, lr=LR[method],
-                                     batch_size=b.batch_size, augment=cifar_augment(), description=f"{method} {key}")
-                ok = correct_on(model, xt, yt, ctx.device, ctx.cfg.eval_batch_size)
-            accuracy[method][key] = float(ok.mean())
-            correct[(method, key)] = ok
-            if key == keys[0]:
-                histories[method] = h
+        torch.manual_seed(ctx.seed)
+        if method == "from scratch":
+            model = (ImagenetResNet18(None, ds, k) if imagenet else resnet18_cifar(k, ds.shape[0], b.width))
+        else:
+            model = copy.deepcopy(pretrained)
+            model.fc = nn.Linear(model.fc.in_features, k)
+        model = model.to(ctx.device)
+        if method == "feature extraction":  # frozen body: its features once, then a linear head on them
+            with torch.no_grad():
+                model.eval()
+                feats = [torch.cat([model.features(c.to(ctx.device)).cpu() for c in z.split(256)])
+                         for z in (x, xv, xt)]
+            head = model.fc
+            h = train_classifier(ctx, head, (feats[0], y), (feats[1], yv), epochs=epochs, lr=LR[method],
+                                 optimizer="adam", batch_size=b.batch_size, description=f"{method} {key}")
+            return len(y), h, correct_on(head, feats[2], yt, ctx.device)
+        h = train_classifier(ctx, model, (x, y), (xv, yv), epochs=epochs, lr=LR[method],
+                             batch_size=b.batch_size, augment=cifar_augment(), description=f"{method} {key}")
+        return len(y), h, correct_on(model, xt, yt, ctx.device, ctx.cfg.eval_batch_size)
+
+    jobs = [(n, key, method) for n, key in reversed(list(zip(labels, keys))) for method in METHODS]  # biggest first
+    runs = ctx.map(train_one, jobs, "method × labels",
+                   info=lambda j, out: f"{j[2]} {j[1]}: {out[2].mean():.3f}")
+    for (n, key, method), (size, h, ok) in zip(jobs, runs):
+        per_class[key] = size / k
+        accuracy[method][key] = float(ok.mean())
+        correct[(method, key)] = ok
+        if key == keys[0]:
+            histories[method] = h
+    accuracy = {m: {key: accuracy[m][key] for key in keys} for m in METHODS}  # in label order for the table
+    per_class = {key: per_class[key] for key in keys}
 
     def versus(key):
         return {m: compare_predictions(m, correct[(m, key)], "from scratch", correct[("from scratch", key)])

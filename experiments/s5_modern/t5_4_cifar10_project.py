@@ -69,14 +69,20 @@ def measure(ctx) -> Result:
     ds = ctx.load_images("cifar10", train_size=b.train_size, test_size=b.test_size)
     train, val = split(ctx, ds.x_train, ds.y_train)
     c, size, _ = ds.shape
-    torch.manual_seed(ctx.seed)
-    model = CifarNet(c, ds.num_classes, tuple(b.widths)).to(ctx.device)
-    history = train_classifier(ctx, model, train, val, epochs=b.epochs, lr=b.lr, batch_size=b.batch_size,
-                               label_smoothing=0.2, augment=cifar_augment(), description="CifarNet")
-    torch.manual_seed(ctx.seed)
-    base = SmallCNN(c, ds.num_classes, size).to(ctx.device)
-    base_hist = train_classifier(ctx, base, train, val, epochs=b.epochs, lr=3e-3, optimizer="adam",
-                                 batch_size=b.batch_size, weight_decay=0.0, description="SmallCNN baseline")
+
+    def train_one(name):
+        torch.manual_seed(ctx.seed)
+        if name == "CifarNet":
+            net = CifarNet(c, ds.num_classes, tuple(b.widths)).to(ctx.device)
+            return net, train_classifier(ctx, net, train, val, epochs=b.epochs, lr=b.lr, batch_size=b.batch_size,
+                                         label_smoothing=0.2, augment=cifar_augment(), description=name)
+        net = SmallCNN(c, ds.num_classes, size).to(ctx.device)
+        return net, train_classifier(ctx, net, train, val, epochs=b.epochs, lr=3e-3, optimizer="adam",
+                                     batch_size=b.batch_size, weight_decay=0.0, description=name)
+
+    (model, history), (base, base_hist) = ctx.map(
+        train_one, ("CifarNet", "SmallCNN baseline"), "CifarNet and the baseline",
+        info=lambda name, out: f"{name}: val {out[1].final('val_acc'):.3f}")
     ok = correct_on(model, ds.x_test, ds.y_test, ctx.device, ctx.cfg.eval_batch_size, tta=True)
     ok_plain = correct_on(model, ds.x_test, ds.y_test, ctx.device, ctx.cfg.eval_batch_size)
     ok_base = correct_on(base, ds.x_test, ds.y_test, ctx.device, ctx.cfg.eval_batch_size)

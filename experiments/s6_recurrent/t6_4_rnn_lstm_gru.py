@@ -42,12 +42,11 @@ def measure(ctx) -> Result:
                                       f"{b.n_train} training, {SUM_TEST} test sequences")
     seeds = ctx.seeds()
     runs, errors = {c: [] for c in CELLS}, {}
-    with ctx.progress(len(seeds) * len(CELLS), "RNN / LSTM / GRU") as bar:
-        for s in seeds:
-            for c in CELLS:
-                run, errors[c] = run_sum_task(ctx, c, STEPS, s, hidden=HIDDEN, n_train=b.n_train, epochs=b.epochs)
-                runs[c].append(run)
-                bar.advance(1, info=f"{c} seed {s}: test MSE {run.test_mse:.3g}")
+    jobs = [(c, s) for s in seeds for c in CELLS]
+    done = ctx.map(lambda j: run_sum_task(ctx, j[0], STEPS, j[1], hidden=HIDDEN, n_train=b.n_train, epochs=b.epochs),
+                   jobs, "RNN / LSTM / GRU", info=lambda j, out: f"{j[0]} seed {j[1]}: test MSE {out[0].test_mse:.3g}")
+    for (c, _), (run, errors[c]) in zip(jobs, done):   # errors: the last seed's, for the paired test
+        runs[c].append(run)
     mse = {c: [r.test_mse for r in runs[c]] for c in CELLS}
     ranking = rank({c: float(np.mean(v)) for c, v in mse.items()}, NAMES,
                    lambda a, o: compare_models(NAMES[a], mse[a], errors[a], NAMES[o], mse[o], errors[o]))

@@ -39,14 +39,12 @@ def measure(ctx) -> Result:
     seeds = ctx.seeds()
     epochs = {T: b.long_epochs if T in LONG else b.epochs for T in LENGTHS}
     runs = {c: {T: [] for T in LENGTHS} for c in CELLS}
-    errors = {T: {} for T in LENGTHS}
-    with ctx.progress(len(seeds) * len(CELLS) * len(LENGTHS), "model × length") as bar:
-        for s in seeds:
-            for T in LENGTHS:
-                for c in CELLS:
-                    run, errors[T][c] = run_sum_task(ctx, c, T, s, hidden=HIDDEN, n_train=b.n_train, epochs=epochs[T])
-                    runs[c][T].append(run)
-                    bar.advance(1, info=f"{c} T={T}: {run.test_mse:.3g}")
+    errors = {T: {} for T in LENGTHS}   # the last seed's per-sequence errors, for the paired test
+    jobs = [(c, T, s) for T in reversed(LENGTHS) for c in CELLS for s in seeds]  # longest first: even load
+    done = ctx.map(lambda j: run_sum_task(ctx, *j, hidden=HIDDEN, n_train=b.n_train, epochs=epochs[j[1]]), jobs,
+                   "model × length", info=lambda j, out: f"{j[0]} T={j[1]}: {out[0].test_mse:.3g}")
+    for (c, T, _), (run, errors[T][c]) in zip(jobs, done):
+        runs[c][T].append(run)
 
     def mse(c, T):
         return [r.test_mse for r in runs[c][T]]

@@ -77,6 +77,7 @@ def measure(ctx) -> Result:
     mse, mae = ({m: [] for m in MODELS} for _ in range(2))
     status = {c: [] for c in CELLS}
     floor, ma_k, shown, sq, ab = [], [], {}, {}, {}
+    split = {}
     for s in seeds:
         series, clean = noisy_sine_series(b.n_points, NOISE, np.random.default_rng(s))
         x_all, y_all = sliding_windows(series, WINDOW)
@@ -88,17 +89,30 @@ def measure(ctx) -> Result:
             return (torch.tensor((x_all[lo:hi] - mu) / sd, dtype=torch.float32).unsqueeze(-1),   # (N, W, 1)
                     torch.tensor((y_all[lo:hi] - mu) / sd, dtype=torch.float32).unsqueeze(-1))   # (N, 1)
 
-        train, val, test = tensors(0, i_val), tensors(i_val, i_test), tensors(i_test, n)
+        split[s] = (clean, x_all, y_all, i_val, i_test, mu, sd, tensors(0, i_val), tensors(i_val, i_test),
+                    tensors(i_test, n))
+
+    def train_one(job):
+        c, s = job
+        *_, mu, sd, train, val, test = split[s]
+        torch.manual_seed(s)
+        model = RecurrentRegressor(1, HIDDEN, cell=c)
+        hist = train_recurrent(ctx, model, train, val, epochs=b.epochs, lr=3e-3, seed=s, regression=True,
+                               description=f"{c} forecaster seed {s}", patience=b.patience)
+        forecast = predict(model, test[0], ctx.cfg.eval_batch_size, ctx.device).squeeze(-1).double().numpy()
+        return hist.status, forecast * sd + mu
+
+    jobs = [(c, s) for s in seeds for c in CELLS]
+    trained = dict(zip(jobs, ctx.map(train_one, jobs, "forecasters",
+                                     info=lambda j, out: f"{j[0]} seed {j[1]}: {out[0]}")))
+    for s in seeds:
+        clean, x_all, y_all, i_val, i_test, *_ = split[s]
         y_test = y_all[i_test:]
         floor.append(float(np.mean((clean[WINDOW:][i_test:] - y_test) ** 2)))  # knowing the clean signal exactly
         preds = {}
         for c in CELLS:
-            torch.manual_seed(s)
-            model = RecurrentRegressor(1, HIDDEN, cell=c)
-            hist = train_recurrent(ctx, model, train, val, epochs=b.epochs, lr=3e-3, seed=s, regression=True,
-                                   description=f"{c} forecaster seed {s}", patience=b.patience)
-            status[c].append(hist.status)
-            preds[c] = predict(model, test[0], ctx.cfg.eval_batch_size, ctx.device).squeeze(-1).double().numpy() * sd + mu
+            run_status, preds[c] = trained[(c, s)]
+            status[c].append(run_status)
         # the moving-average window is chosen on the validation split, like a hyper-parameter
         k = min(range(2, 13), key=lambda k: np.mean((moving_average_forecast(x_all[i_val:i_test], k)
                                                       - y_all[i_val:i_test]) ** 2))

@@ -58,14 +58,19 @@ def measure(ctx) -> Result:
     ctx.log(f"  data: {data.label}: {len(s.y_train)} train / {len(s.y_val)} val / {len(s.y_test)} test reviews, "
             f"vocabulary {len(s.vocab)}, truncated to {b.max_len} tokens")
     histories, params, correct, conf, models = {}, {}, {}, {}, {}
-    for key in MODELS:
+
+    def train_one(key):
         torch.manual_seed(ctx.seed)
         model = GRUTextClassifier(len(s.vocab), b.embed, b.hidden, layers=b.gru_layers, attention=key == "attention")
-        histories[key] = ctx.fit(model, (s.x_train, s.y_train), (s.x_val, s.y_val), epochs=b.epochs,
-                                 batch_size=b.batch_size, optimizer=torch.optim.Adam(model.parameters(), lr=b.lr),
-                                 clip_grad_norm=1.0, patience=3, description=MODELS[key])
+        h = ctx.fit(model, (s.x_train, s.y_train), (s.x_val, s.y_val), epochs=b.epochs,
+                    batch_size=b.batch_size, optimizer=torch.optim.Adam(model.parameters(), lr=b.lr),
+                    clip_grad_norm=1.0, patience=3, description=MODELS[key])
+        return h, model, *correct_and_confidence(model, s.x_test, s.y_test)
+
+    trained = ctx.map(train_one, MODELS, "GRU classifiers",
+                      info=lambda k, out: f"{MODELS[k]}: test {out[2].mean():.3f}")
+    for key, (histories[key], model, correct[key], conf[key]) in zip(MODELS, trained):
         params[key] = count_parameters(model)
-        correct[key], conf[key] = correct_and_confidence(model, s.x_test, s.y_test)
         ctx.save_weights(model, f"{key}.pt")
         models[key] = model
     comparison = compare_predictions(MODELS["attention"], correct["attention"], MODELS["baseline"], correct["baseline"])

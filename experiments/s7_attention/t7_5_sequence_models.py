@@ -94,8 +94,8 @@ def measure(ctx) -> Result:
     y = (x.sum(1) > 0).long()
     n_tr, n_val = int(0.7 * len(x)), int(0.15 * len(x))
     tr, va, te = slice(0, n_tr), slice(n_tr, n_tr + n_val), slice(n_tr + n_val, None)
-    hist, params, correct = {}, {}, {}
-    for name in (*MAIN, "rnn_attention_pool"):
+
+    def train_one(name):
         torch.manual_seed(ctx.seed)
         model = build(name)
         model = _Feature(model) if name == "transformer" else model
@@ -107,10 +107,14 @@ def measure(ctx) -> Result:
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=5, factor=0.5)
             kwargs = {"on_epoch_end": lambda _e, _m, res, p=plateau: p.step(res.val_loss[-1])}
-        hist[name] = ctx.fit(model, (x[tr], y[tr]), (x[va], y[va]), epochs=b.epochs, optimizer=opt, batch_size=BATCH,
-                             patience=b.patience, clip_grad_norm=1.0, description=NAMES[name], **kwargs)
-        params[name] = count_parameters(model)
-        correct[name] = correct_and_confidence(model, x[te], y[te])[0]
+        h = ctx.fit(model, (x[tr], y[tr]), (x[va], y[va]), epochs=b.epochs, optimizer=opt, batch_size=BATCH,
+                    patience=b.patience, clip_grad_norm=1.0, description=NAMES[name], **kwargs)
+        return h, count_parameters(model), correct_and_confidence(model, x[te], y[te])[0]
+
+    names = (*MAIN, "rnn_attention_pool")
+    runs = dict(zip(names, ctx.map(train_one, names, "models",
+                                   info=lambda name, out: f"{NAMES[name]}: {out[2].mean():.3f}")))
+    hist, params, correct = ({k: v[i] for k, v in runs.items()} for i in range(3))
     acc = {k: float(v.mean()) for k, v in correct.items()}
     ranked = sorted(MAIN, key=lambda k: -acc[k])
     comparison = compare_predictions(NAMES[ranked[0]], correct[ranked[0]], NAMES[ranked[1]], correct[ranked[1]])

@@ -75,17 +75,21 @@ def measure(ctx) -> Result:
     builders = {"lstm": lambda: RecurrentRegressor(1, 32, 1, cell="lstm"),
                 "transformer": lambda: TransformerClassifier(d_model=32, heads=4, layers=2, d_ff=64, max_len=WINDOW,
                                                              in_features=1, outputs=1, dropout=0.0, pooling="cls")}
-    hist, params, pred, models = {}, {}, {}, {}
-    for name, make in builders.items():
+
+    def train_one(name):
         torch.manual_seed(ctx.seed)
-        model = _Window(make())
-        hist[name] = ctx.fit(model, (xw[tr], y[tr]), (xw[va], y[va]), epochs=b.epochs, loss_fn=F.mse_loss,
-                             accuracy=False, batch_size=64, optimizer=torch.optim.Adam(model.parameters(), lr=2e-3),
-                             clip_grad_norm=1.0, description=NAMES[name])
+        model = _Window(builders[name]())
+        h = ctx.fit(model, (xw[tr], y[tr]), (xw[va], y[va]), epochs=b.epochs, loss_fn=F.mse_loss,
+                    accuracy=False, batch_size=64, optimizer=torch.optim.Adam(model.parameters(), lr=2e-3),
+                    clip_grad_norm=1.0, description=NAMES[name])
         model.eval()
         with torch.no_grad():
-            pred[name] = model(xw[te]).numpy()
-        params[name], models[name] = count_parameters(model), model
+            return h, model(xw[te]).numpy(), model
+
+    trained = dict(zip(builders, ctx.map(train_one, builders, "forecasters",
+                                         info=lambda k, out: f"{NAMES[k]}: val loss {out[0].final('val_loss'):.4f}")))
+    hist, pred, models = ({k: v[i] for k, v in trained.items()} for i in range(3))
+    params = {k: count_parameters(m) for k, m in models.items()}
     truth = y[te].numpy()
     se = {k: (p - truth) ** 2 for k, p in pred.items()}
     ae = {k: np.abs(p - truth) for k, p in pred.items()}

@@ -117,14 +117,18 @@ def measure(ctx) -> Result:
     floor = frechet_distance(train_feats[:m].numpy(), test_feats[:m].numpy())
 
     xs = x[:b.sweep_train_size] if b.sweep_train_size else x
-    sweep = {}
-    with ctx.progress(len(SWEEP) * b.sweep_seeds, "lr / β1 sweep") as bar:
-        for name, (lr, beta1) in SWEEP.items():
-            sweep[name] = []
-            for s in ctx.seeds(b.sweep_seeds):
-                g, _, _ = train_gan(xs, epochs=sweep_epochs, lr=lr, beta1=beta1, batch_size=b.batch_size, seed=s)
-                sweep[name].append(fd_of(g, b.track, s + 7))
-                bar.advance(1, info=f"{name}: FD {sweep[name][-1]:.2f}")
+
+    def sweep_run(job):
+        name, s = job
+        g, _, _ = train_gan(xs, epochs=sweep_epochs, lr=SWEEP[name][0], beta1=SWEEP[name][1], batch_size=b.batch_size,
+                            seed=s)
+        return fd_of(g, b.track, s + 7)
+
+    jobs = [(name, s) for name in SWEEP for s in ctx.seeds(b.sweep_seeds)]
+    sweep = {name: [] for name in SWEEP}
+    for (name, _), fd_value in zip(jobs, ctx.map(sweep_run, jobs, "lr / β1 sweep",
+                                                 info=lambda j, fd_value: f"{j[0]}: FD {fd_value:.2f}")):
+        sweep[name].append(fd_value)
     comps = [compare_seeds(BASELINE, sweep[BASELINE], name, sweep[name], higher_is_better=False, percent=False,
                            metric="Fréchet distance") for name in SWEEP if name != BASELINE]
     gd, rd = histogram_distance(gen_counts), histogram_distance(real_counts)

@@ -120,8 +120,9 @@ def measure(ctx) -> Result:
 
     curves, secs, thr, val_acc, pair_acc, aucs, rocs, dists, one_shot, embs = {}, {}, {}, {}, {}, {}, {}, {}, {}, {}
     pair_correct, query_err, sil = {}, {}, {}
-    for loss in LOSSES:
-        enc, curves[loss], secs[loss] = _train(ctx, xt, yt, loss, b.epochs)
+    trained = ctx.map(lambda loss: _train(ctx, xt, yt, loss, b.epochs), LOSSES, "Siamese encoders",
+                      info=lambda loss, out: f"{loss}: final loss {out[1][-1]:.4f}")
+    for loss, (enc, curves[loss], secs[loss]) in zip(LOSSES, trained):
         ev, eu = embed(enc, xv), embed(enc, xu)
         dv = (ev[vi] - ev[vj]).norm(dim=1).numpy()
         thr[loss], val_acc[loss] = _best_threshold(dv, vsame.numpy().astype(bool))

@@ -11,6 +11,7 @@ import torch
 
 from experiments.s2_optimization._shared_b import (Variant, build_mlp, compare, compare_to_baseline, make_optimizer,
                                                    seeds_note, train_variants)
+from utils.fanout import map_runs
 from utils.history import History
 from utils.train import fit
 
@@ -28,6 +29,9 @@ class FakeCtx:
     def fit(self, model, train, val, **kw):
         kw.pop("description", None)
         return fit(model, train, val, **kw)
+
+    def map(self, fn, items, description, info=None):
+        return map_runs(fn, items, seed=self.seed, workers=2)  # forked workers, as on a 2-core machine
 
 
 def _data():

@@ -83,3 +83,24 @@ def test_budget_keys_read_from_source_match_the_imported_table(task):
 ])
 def test_literal_budget_keys(source, keys):
     assert _literal_budget_keys(source) == keys
+
+
+def test_one_short_module_per_task_in_task_order():
+    """The layout's size rules: each task in its own t<section>_<n>_ module of at most 300 lines, no
+    file in experiments/ over 400, and a section's task files sort in task order."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    files = {}
+    for t in all_tasks():
+        path = Path(importlib.util.find_spec(t.module).origin)
+        section, n = t.id.split(".")
+        assert path.name.startswith(f"t{section}_{n}_"), (t.id, path.name)
+        assert len(path.read_text(encoding="utf-8").splitlines()) <= 300, (t.id, path.name)
+        files.setdefault(path.parent, []).append((tuple(map(int, t.id.split("."))), path.name))
+    assert len(files) == 8
+    for folder, entries in files.items():
+        assert [name for _, name in sorted(entries)] == sorted(name for _, name in entries), folder
+    over = [p.name for p in root.rglob("*.py") if len(p.read_text(encoding="utf-8").splitlines()) > 400]
+    assert not over
