@@ -38,6 +38,11 @@ ALPHA = 0.05
 Z95 = 1.959964
 
 
+def plural(n: int, word: str) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def sentence_case(text: str) -> str:
     """``text`` with a leading a–z capitalised, for a name that starts a sentence ("relu beats …"
     -> "Relu beats …"); anything else is kept as given (λ is not Λ, "3 layers" has no case)."""

@@ -135,20 +135,24 @@ def measure(ctx) -> Result:
     runs: dict[str, list[History]] = {n: [] for n in names}
     accuracy: dict[str, list[float]] = {n: [] for n in names}
     correct = {}
-    with ctx.progress(len(seeds) * len(names), "schedules") as bar:
-        for s in seeds:
-            for name, schedule in [*make_schedules(BASE_LR, total).items(),
-                                   (PLATEAU, PlateauLR(BASE_LR, PLATEAU_FACTOR, b.patience))]:
-                model = scratch_mlp((x.shape[1], HIDDEN, ds.num_classes), "relu", seed=s)  # same start for all
-                h, correct[name] = train_run(model, schedule, data, epochs=b.epochs, seed=s)
-                runs[name].append(h)
-                accuracy[name].append(float(correct[name].mean()))
-                bar.advance(1, info=f"{name}: test acc {correct[name].mean():.3f}")
-                if s == seeds[0] and name == PLATEAU:
-                    plateau_lrs = h.lr + [schedule.lr] * (b.epochs - len(h.lr))
-                    curves[PLATEAU] = np.repeat(plateau_lrs, math.ceil(len(tr) / BATCH))[:total]
-                    torch_lrs = [BASE_LR] + torch_plateau_lrs(BASE_LR, h.val_loss, PLATEAU_FACTOR, b.patience)
-                    gap[PLATEAU] = float(np.max(np.abs(np.array(torch_lrs[:len(h.lr)]) - np.array(h.lr))))
+
+    def train_one(job):
+        s, name = job
+        schedule = (PlateauLR(BASE_LR, PLATEAU_FACTOR, b.patience) if name == PLATEAU
+                    else make_schedules(BASE_LR, total)[name])
+        model = scratch_mlp((x.shape[1], HIDDEN, ds.num_classes), "relu", seed=s)  # same start for all
+        return (*train_run(model, schedule, data, epochs=b.epochs, seed=s), getattr(schedule, "lr", None))
+
+    jobs = [(s, name) for s in seeds for name in names]
+    done = ctx.map(train_one, jobs, "schedules", info=lambda j, out: f"{j[1]}: test acc {out[1].mean():.3f}")
+    for (s, name), (h, correct[name], last_lr) in zip(jobs, done):
+        runs[name].append(h)
+        accuracy[name].append(float(correct[name].mean()))
+        if s == seeds[0] and name == PLATEAU:
+            plateau_lrs = h.lr + [last_lr] * (b.epochs - len(h.lr))
+            curves[PLATEAU] = np.repeat(plateau_lrs, math.ceil(len(tr) / BATCH))[:total]
+            torch_lrs = [BASE_LR] + torch_plateau_lrs(BASE_LR, h.val_loss, PLATEAU_FACTOR, b.patience)
+            gap[PLATEAU] = float(np.max(np.abs(np.array(torch_lrs[:len(h.lr)]) - np.array(h.lr))))
     at = np.unique(np.linspace(0, total - 1, min(total, 2000)).round().astype(int))
     r = Result(ds.label, len(tr), len(val), len(y_te), b.epochs, total, b.patience, at,
                {n: c[at] for n, c in curves.items()}, gap,

@@ -15,7 +15,7 @@ from models import MLP
 from utils.data import train_val_split
 from utils.history import History
 from utils.plotting import legend_outside, mark_diverged, plt
-from utils.report import Comparison, compare_runs, pct, table
+from utils.report import Comparison, compare_runs, pct, plural, table
 from utils.train import batches, predict
 
 BUDGET = {  # finder_steps: lr steps over [lr_min, lr_max]; short_seeds: runs per lr (their mean is compared)
@@ -109,10 +109,6 @@ class Result:
     histories: dict[str, History]    # label -> the first seed's run
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
-
-
 def measure(ctx) -> Result:
     b = ctx.budget
     ds = ctx.load_images("fashion-mnist", train_size=b.train_size, test_size=b.test_size)
@@ -135,16 +131,21 @@ def measure(ctx) -> Result:
     seeds = ctx.seeds(b.short_seeds)
     accuracy = {label: [] for label in short}
     correct, histories = {}, {}
-    for s in seeds:
-        for label, lr in short.items():
-            m = fresh(s)
-            h = ctx.fit(m, train, val, epochs=b.short_epochs, batch_size=batch, seed=s,
-                        optimizer=torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9), restore_best=False,
-                        description=f"lr {lr:.2g}")
-            right = (predict(m, ds.x_test, ctx.cfg.eval_batch_size).argmax(1) == ds.y_test).numpy()
-            accuracy[label].append(float(right.mean()))
-            if s == seeds[0]:
-                correct[label], histories[label] = right, h
+
+    def short_run(job):
+        s, label = job
+        m = fresh(s)
+        h = ctx.fit(m, train, val, epochs=b.short_epochs, batch_size=batch, seed=s,
+                    optimizer=torch.optim.SGD(m.parameters(), lr=short[label], momentum=0.9), restore_best=False,
+                    description=f"lr {short[label]:.2g}")
+        return h, (predict(m, ds.x_test, ctx.cfg.eval_batch_size).argmax(1) == ds.y_test).numpy()
+
+    jobs = [(s, label) for s in seeds for label in short]
+    done = ctx.map(short_run, jobs, "short runs", info=lambda j, out: f"{j[1]}: test {out[1].mean():.3f}")
+    for (s, label), (h, right) in zip(jobs, done):
+        accuracy[label].append(float(right.mean()))
+        if s == seeds[0]:
+            correct[label], histories[label] = right, h
     r = Result(ds.label, ds.num_classes, len(train[1]), len(ds.y_test), batch, b.finder_steps, lrs, raw, smoothed,
                stopped, suggested, s_idx, m_idx, short, b.short_epochs, seeds, accuracy, correct, histories)
     best, comp = confirmation(r)

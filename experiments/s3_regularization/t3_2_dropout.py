@@ -52,17 +52,22 @@ def measure(ctx) -> Result:
     seeds = ctx.seeds()
     histories, train_acc, test_acc, status = {}, {p: [] for p in RATES}, {p: [] for p in RATES}, {p: [] for p in RATES}
     right = {}
-    for s in seeds:
-        for p in RATES:
-            model, h = train_mlp(ctx, ds, train, val, seed=s, epochs=b.epochs, dropout=float(p),
-                                 description=f"dropout {p} (seed {s})")
-            # Train accuracy in eval mode (dropout off), like the test accuracy: the gap compares like with like.
-            right[p] = (correct(ctx, model, *train), correct(ctx, model, ds.x_test, ds.y_test))
-            train_acc[p].append(float(right[p][0].mean()))
-            test_acc[p].append(float(right[p][1].mean()))
-            status[p].append(h.status)
-            if s == seeds[0]:
-                histories[p] = h
+
+    def train_one(job):
+        s, p = job
+        model, h = train_mlp(ctx, ds, train, val, seed=s, epochs=b.epochs, dropout=float(p),
+                             description=f"dropout {p} (seed {s})")
+        # Train accuracy in eval mode (dropout off), like the test accuracy: the gap compares like with like.
+        return h, (correct(ctx, model, *train), correct(ctx, model, ds.x_test, ds.y_test))
+
+    jobs = [(s, p) for s in seeds for p in RATES]
+    done = ctx.map(train_one, jobs, "dropout rates", info=lambda j, out: f"dropout {j[1]}: test {out[1][1].mean():.3f}")
+    for (s, p), (h, right[p]) in zip(jobs, done):
+        train_acc[p].append(float(right[p][0].mean()))
+        test_acc[p].append(float(right[p][1].mean()))
+        status[p].append(h.status)
+        if s == seeds[0]:
+            histories[p] = h
     names = {p: f"dropout {p}" for p in RATES}
     test_cmp = compare_accuracy(names["0.5"], names["0.0"], seeds_a=test_acc["0.5"], seeds_b=test_acc["0.0"],
                             correct_a=right["0.5"][1], correct_b=right["0.0"][1])

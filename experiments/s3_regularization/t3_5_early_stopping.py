@@ -77,24 +77,31 @@ def measure(ctx) -> Result:
     seeds = ctx.seeds()
     acc, sec = {"fixed": [], "early_stopping": []}, {"fixed": [], "early_stopping": []}
     stopped, best, right = [], [], {}
-    for s in seeds:
-        for kind in acc:
-            model, h = train_mlp(ctx, ds, train, val, seed=s, epochs=b.epochs, hidden=HIDDEN, lr=b.lr,
-                                 patience=b.patience if kind == "early_stopping" else None,
-                                 description=f"{kind.replace('_', ' ')} (seed {s})")
-            right[kind] = correct(ctx, model, ds.x_test, ds.y_test)
-            acc[kind].append(float(right[kind].mean()))
-            sec[kind].append(h.seconds)
-            if kind == "fixed":
-                if s == seeds[0]:
-                    fixed = h
-                continue
-            stopped.append(h.stopped_epoch)
-            best.append(h.best_epoch)
+
+    def train_one(job):
+        s, kind = job
+        model, h = train_mlp(ctx, ds, train, val, seed=s, epochs=b.epochs, hidden=HIDDEN, lr=b.lr,
+                             patience=b.patience if kind == "early_stopping" else None,
+                             description=f"{kind.replace('_', ' ')} (seed {s})")
+        # A true copy: the restored weights reproduce the best epoch's validation loss, not the last one's.
+        restore_error = (abs(ctx.evaluate(model, *val)[0] - h.val_loss[h.best_epoch - 1])
+                         if kind == "early_stopping" else None)
+        return h, correct(ctx, model, ds.x_test, ds.y_test), restore_error
+
+    jobs = [(s, kind) for s in seeds for kind in acc]
+    done = ctx.map(train_one, jobs, "fixed and early-stopped runs",
+                   info=lambda j, out: f"{j[1].replace('_', ' ')}: test {out[1].mean():.3f}")
+    for (s, kind), (h, right[kind], error) in zip(jobs, done):
+        acc[kind].append(float(right[kind].mean()))
+        sec[kind].append(h.seconds)
+        if kind == "fixed":
             if s == seeds[0]:
-                early = h
-                # A true copy: the restored weights reproduce the best epoch's validation loss, not the last one's.
-                restore_error = abs(ctx.evaluate(model, *val)[0] - h.val_loss[h.best_epoch - 1])
+                fixed = h
+            continue
+        stopped.append(h.stopped_epoch)
+        best.append(h.best_epoch)
+        if s == seeds[0]:
+            early, restore_error = h, error
     shared = min(early.epochs, fixed.epochs)
     retrace = float(np.max(np.abs(np.subtract(early.val_loss[:shared], fixed.val_loss[:shared]))))
     cmp = compare_accuracy("early stopping", f"fixed {b.epochs} epochs", seeds_a=acc["early_stopping"],

@@ -45,12 +45,12 @@ def measure(ctx) -> Result:
     ctx.use_dataset("synthetic", note=f"sequence sum, T = {STEPS}, {b.n_train} training, {SUM_TEST} test sequences")
     seeds = ctx.seeds()
     runs, errors = {m: [] for m in models}, {}
-    with ctx.progress(len(seeds) * len(models), "comparison runs") as bar:
-        for s in seeds:
-            for m, (cell, h) in models.items():
-                run, errors[m] = run_sum_task(ctx, cell, STEPS, s, hidden=h, n_train=b.n_train, epochs=b.epochs)
-                runs[m].append(run)
-                bar.advance(1, info=f"{m}: {run.test_mse:.3g}")
+    jobs = [(m, s) for s in seeds for m in models]
+    done = ctx.map(lambda j: run_sum_task(ctx, models[j[0]][0], STEPS, j[1], hidden=models[j[0]][1], n_train=b.n_train,
+                                          epochs=b.epochs),
+                   jobs, "comparison runs", info=lambda j, out: f"{j[0]}: {out[0].test_mse:.3g}")
+    for (m, _), (run, errors[m]) in zip(jobs, done):   # errors: the last seed's, for the paired test
+        runs[m].append(run)
     mse = {m: [r.test_mse for r in runs[m]] for m in models}
 
     def versus(a, o):
