@@ -18,7 +18,7 @@ RESERVED_KEYS = frozenset({
     "task", "title", "status", "mode", "seed", "device", "dataset", "dataset_requested", "standin",
     "data_notes", "versions", "hardware", "seconds", "started_at", "headline", "figures", "error",
     "preset", "budget", "overrides", "code_version", "peak_rss_mb", "world_size", "dataset_label",
-    "dataset_option", "overrides_applied", "stage_seconds"})
+    "dataset_option", "overrides_applied", "stage_seconds", "run_processes"})
 
 
 class Budget:
@@ -131,11 +131,14 @@ class RunContext:
         """``[fn(item) for item in items]`` for independent runs, on every core this process may use
         (``utils.fanout``), with one progress bar; ``info(item, result)`` gives the bar's text.
         Each run starts from its own seed, so the results do not depend on the number of cores."""
-        from utils.fanout import map_runs
+        from utils.fanout import map_runs, worker_count
 
         items = list(items)
+        workers = worker_count(len(items), self.device)
+        # provenance: the most processes any of this task's sets of runs used (1: all in the task's own)
+        self.metrics["run_processes"] = max(self.metrics.get("run_processes", 1), workers)
         with self.progress(len(items), description) as bar:
-            return map_runs(fn, items, seed=self.seed, device=self.device,
+            return map_runs(fn, items, seed=self.seed, device=self.device, workers=workers,
                             on_done=lambda i, res: bar.advance(1, info=info(items[i], res) if info else None))
 
     @property

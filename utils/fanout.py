@@ -38,6 +38,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def worker_count(runs: int, device: Any = "cpu", workers: int | None = None) -> int:
+    """How many processes ``map_runs`` uses for ``runs`` runs (1: all in this process)."""
+    if getattr(device, "type", str(device)) != "cpu" or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(runs, workers or available_cores()))
+
+
 def run_seed(base: int, index: int) -> int:
     """The seed every run starts from: the same in a worker and in this process."""
     return base * 1000 + index
@@ -82,9 +89,7 @@ def map_runs(fn: Callable[[Any], Any], items: Sequence, *, seed: int, device: An
     from utils.provenance import record_child_peak, set_seed
 
     items = list(items)
-    n = min(len(items), workers or available_cores())
-    if getattr(device, "type", str(device)) != "cpu" or "fork" not in multiprocessing.get_all_start_methods():
-        n = 1
+    n = worker_count(len(items), device, workers)
     results: list = [None] * len(items)
     if n <= 1:
         for i, item in enumerate(items):

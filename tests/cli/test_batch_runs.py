@@ -21,12 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 TASKS, SEED = ["3.1", "4.3"], 5
 VARYING = {"seconds", "started_at", "peak_rss_mb", "hardware", "epoch_seconds", "train_seconds", "seconds_per_epoch",
-           "figures", "stage_seconds"}
+           "figures", "stage_seconds", "run_processes"}
 
 
-def _main(*args, jobs: int | None = None, timeout=900):
+def _main(*args, jobs: int | None = None, timeout=900, env_extra: dict | None = None):
     # Without the test workers' thread caps: the serial run must use every core, as a user's does.
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS} | {"DL_OFFLINE": "1", "COLUMNS": "120"}
+    env |= env_extra or {}
     cmd = [sys.executable, "main.py", *args] + (["--jobs", str(jobs)] if jobs else [])
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -105,3 +106,19 @@ def test_redraw_rebuilds_figures_and_analysis_without_training(copy_of_serial):
     assert {p.name for p in folder.glob("*.png")} == set(metrics["figures"]) and metrics["figures"]
     r3 = _main("--redraw", "3.6", "--results", str(results))      # never run: a clear message
     assert r3.returncode == 1 and "run it first" in r3.stdout and "Traceback" not in r3.stdout + r3.stderr
+
+
+def test_runs_in_forked_workers_match_runs_in_the_task_process(tmp_path):
+    """7.5 hands its six models to ctx.map: two processes (DL_THREADS=2, even on a one-core machine)
+    and one give the same metrics."""
+    runs = {}
+    for cores in (1, 2):
+        out = tmp_path / f"cores{cores}"
+        r = _main("7.5", "--mode", "tiny", "--seed", str(SEED), "--results", str(out),
+                  env_extra={"DL_THREADS": str(cores)})
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+        m = json.loads(next(out.glob("7.5_*/metrics.json")).read_text())
+        assert m["run_processes"] == cores and m["status"] == "done"
+        runs[cores] = _comparable(out)["7.5"]
+    assert runs[1] == runs[2]
+
