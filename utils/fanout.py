@@ -2,7 +2,7 @@
 
 Most tasks train small networks on one thread each, because a second thread only adds spin-waiting
 (``utils.provenance.limit_threads``); a serial run therefore leaves the other cores idle. ``map_runs``
-forks one worker per spare core and hands the runs out one at a time. Each run starts from the same
+forks one worker per core and hands the runs out one at a time. Each run starts from the same
 seeded state wherever it runs, and the results come back in the items' order, so a task's numbers
 are the same on one core or many. Workers are quiet (no console lines, no progress bars); the parent
 advances its one bar as runs finish.
@@ -66,6 +66,7 @@ def _start_worker(threads: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (inherited) would keep a worker alive
     console.quiet = True
     torch.set_num_threads(threads)
+    os.environ["DL_THREADS"] = str(threads)  # a map inside a run stays in its worker
     reset_peak_window()
 
 

@@ -75,3 +75,12 @@ def test_the_largest_worker_counts_in_the_peak_memory():
     assert _own_peak_rss() < big <= peak_rss()
     reset_peak_window()
     assert peak_rss() < big   # a new window forgets the workers of the last one
+
+
+def test_a_map_inside_a_run_stays_in_that_worker():
+    def outer(_):
+        inner = map_runs(lambda _i: os.getpid(), range(2), seed=1)
+        return os.getpid(), inner
+
+    for pid, inner in map_runs(outer, range(2), seed=0, workers=2):
+        assert pid != os.getpid() and inner == [pid, pid]
