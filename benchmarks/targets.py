@@ -144,7 +144,13 @@ def main() -> int:
         ok, seconds, detail, metrics = run_bar(bar)
         failures += not ok
         print(f"{'PASS' if ok else 'FAIL'}  {bar.name:22s} {seconds:7.1f}s  {bar.describe}  {detail}", flush=True)
-        keep = ("status", "seconds", "peak_rss_mb", "test_accuracy", "headline", "versions", "hardware", "dataset")
+        keep = ("status", "seconds", "stage_seconds", "run_processes", "peak_rss_mb", "test_accuracy", "headline",
+                "versions", "hardware", "dataset")
+        if len(metrics) > 1:  # where a section's time went: the slowest tasks, and their drawing share
+            slowest = sorted(metrics.items(), key=lambda kv: -(kv[1].get("seconds") or 0))[:5]
+            print("      slowest: " + ", ".join(
+                f"{k} {m.get('seconds') or 0:.1f}s (draw {(m.get('stage_seconds') or {}).get('draw', 0):.1f}s)"
+                for k, m in slowest))
         rows.append({"name": bar.name, "mode": bar.mode, "passed": ok, "seconds": round(seconds, 2), "detail": detail,
                      "tasks": {k: {f: m.get(f) for f in keep} for k, m in metrics.items()}})
     print(f"measurements written to {record(rows)}")
