@@ -114,9 +114,11 @@ def _word_map(ax, ex: dict) -> None:
     rows = -(-len(tokens) // PER_ROW)
     grid = np.full((rows, PER_ROW), np.nan)
     grid.flat[:len(w)] = w
-    ax.imshow(grid, cmap="YlOrRd", vmin=0, vmax=max(float(np.nanmax(grid)), 1e-9), aspect="auto")
-    for j, t in enumerate(tokens):
-        ax.text(j % PER_ROW, j // PER_ROW, t, ha="center", va="center", fontsize=6.5)
+    top = max(float(np.nanmax(grid)), 1e-9)
+    ax.imshow(grid, cmap="YlOrRd", vmin=0, vmax=top, aspect="auto")
+    for j, t in enumerate(tokens):  # white on the darkest cells, where black would not read
+        ax.text(j % PER_ROW, j // PER_ROW, t, ha="center", va="center", fontsize=6.5,
+                color="white" if w[j] > 0.6 * top else "black")
     ax.set_xticks([])
     ax.set_yticks(range(rows), [f"word {lo + r * PER_ROW + 1}" for r in range(rows)], fontsize=6)
     ax.grid(False)
@@ -188,7 +190,7 @@ def draw(ctx, r: Result) -> None:
             _word_map(ax, ex)
             fig.suptitle(f"GRU + attention on a {r.dataset} test review")
             save_figure(fig, ctx.out_dir / "attention_reviews" / f"{'right' if ex['correct'] else 'wrong'}_{i + 1}",
-                        footer=ctx.footer)
+                        footer=ctx.footer, dpi=ctx.cfg.figure_dpi, crop=ctx.cfg.figure_crop)  # as the preset's others
 
 
 def length_bins(r: Result):
