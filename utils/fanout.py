@@ -8,7 +8,7 @@ are the same on one core or many. Workers are quiet (no console lines, no progre
 advances its one bar as runs finish.
 
 Runs stay in this process on a GPU (a CUDA context does not survive ``fork``), where ``fork`` does
-not exist, and when only one core is ours: ``--jobs`` workers and test workers get cores ÷ N
+not exist, under torchrun (each run is data-parallel across the ranks), and when only one core is ours: ``--jobs`` workers and test workers get cores ÷ N
 threads through ``DL_THREADS``.
 """
 from __future__ import annotations
@@ -40,7 +40,11 @@ def available_cores() -> int:
 
 def worker_count(runs: int, device: Any = "cpu", workers: int | None = None) -> int:
     """How many processes ``map_runs`` uses for ``runs`` runs (1: all in this process)."""
+    from utils.distributed import world_size
+
     if getattr(device, "type", str(device)) != "cpu" or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if world_size() > 1:  # under torchrun every run trains data-parallel with the other ranks: keep it here
         return 1
     return max(1, min(runs, workers or available_cores()))
 

@@ -84,3 +84,11 @@ def test_a_map_inside_a_run_stays_in_that_worker():
 
     for pid, inner in map_runs(outer, range(2), seed=0, workers=2):
         assert pid != os.getpid() and inner == [pid, pid]
+
+
+def test_under_torchrun_runs_stay_with_their_rank(monkeypatch):
+    import utils.distributed
+
+    monkeypatch.setattr(utils.distributed, "world_size", lambda: 2)
+    assert fanout.worker_count(4, "cpu", workers=2) == 1
+    assert {r[2] for r in map_runs(noisy_run, [1.0, 2.0], seed=0, workers=2)} == {os.getpid()}
