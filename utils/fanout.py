@@ -8,8 +8,8 @@ are the same on one core or many. Workers are quiet (no console lines, no progre
 advances its one bar as runs finish.
 
 Runs stay in this process on a GPU (a CUDA context does not survive ``fork``), where ``fork`` does
-not exist, under torchrun (each run is data-parallel across the ranks), and when only one core is ours: ``--jobs`` workers and test workers get cores ÷ N
-threads through ``DL_THREADS``.
+not exist, under torchrun (each run is data-parallel across the ranks), and when only one core is
+ours: ``--jobs`` workers and test workers get cores ÷ N threads through ``DL_THREADS``.
 """
 from __future__ import annotations
 
@@ -26,12 +26,11 @@ _job: dict[str, Any] = {}
 
 def available_cores() -> int:
     """Cores this process may use: $DL_THREADS when set (a --jobs or test worker), else its CPU affinity."""
-    try:
-        n = int(os.environ.get("DL_THREADS") or 0)
-    except ValueError:
-        n = 0
-    if n > 0:
-        return n
+    from utils.provenance import thread_budget
+
+    budget = thread_budget()
+    if budget:
+        return budget
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows

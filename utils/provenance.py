@@ -49,6 +49,14 @@ def tune_allocator() -> bool:
                 and libc.mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD))
 
 
+def thread_budget() -> int:
+    """$DL_THREADS, the threads this process may use (set by --jobs and test workers); 0 when unset."""
+    try:
+        return max(0, int(os.environ.get("DL_THREADS") or 0))
+    except ValueError:
+        return 0
+
+
 def configure_torch() -> None:
     """Use every core (or $DL_THREADS, set by --jobs workers) for intra-op work; one inter-op
     thread avoids oversubscription; tune the allocator (above)."""
@@ -56,11 +64,7 @@ def configure_torch() -> None:
 
     tune_allocator()
 
-    try:
-        threads = int(os.environ.get("DL_THREADS") or 0)
-    except ValueError:
-        threads = 0
-    torch.set_num_threads(threads if threads > 0 else max(1, os.cpu_count() or 1))
+    torch.set_num_threads(thread_budget() or max(1, os.cpu_count() or 1))
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # can only be set once per process, before parallel work starts

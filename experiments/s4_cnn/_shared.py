@@ -1,6 +1,7 @@
 """Helpers several section-4 tasks use: kernels, receptive-field geometry and input gradients,
-whole-batch shifts and perspective warps, and a loss that records every training step's value. The SmallCNN recipe and the reuse of 4.3's network, which
-section 8 needs too, are in experiments/common/small_cnn.py."""
+whole-batch shifts and perspective warps, and a loss that records every training step's value.
+The SmallCNN recipe and the reuse of 4.3's network, which section 8 needs too, are in
+experiments/common/small_cnn.py."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """One real serial batch run (3.1, 3.2 and 4.3, tiny preset), and what is checked against it: --jobs 2
-gives the same metrics (and 3.2's runs, forked in the serial run, in one process under --jobs 2); the summary and every metrics.json's provenance; --resume skips only what
-was done with the same settings; --redraw rebuilds figures and analysis without training.
+gives the same metrics (3.2's runs fork in the serial run and stay in one process under --jobs 2);
+the summary and every metrics.json's provenance; --resume skips only what was done with the same
+settings; --redraw rebuilds figures and analysis without training.
 
 The serial run is a module fixture: each main.py process costs 5-6 s of start-up (torch, its
 optimizer's torch._dynamo, matplotlib), and three tests ran the same batch for themselves."""

@@ -18,7 +18,8 @@ def _result(val_loss):
     cm = confusion_matrix(true, pred, 3)
     h = History(train_loss=[0.9, 0.5, 0.4], train_acc=[0.7, 0.85, 0.9], val_loss=list(val_loss),
                 val_acc=[0.72, 0.8, 0.77], epoch_seconds=[1.0, 1.0, 1.0])
-    return Result("fashion-mnist", CLASSES, 1234, h, float((pred == true).mean()), 30, cm, per_class_report(cm, CLASSES),
+    return Result("fashion-mnist", CLASSES, 1234, h, float((pred == true).mean()), 30, cm,
+                  per_class_report(cm, CLASSES),
                   np.zeros((0, 28, 28)), [], [], [], int((pred != true).sum()))
 
 
@@ -28,7 +29,8 @@ def test_rising_validation_loss_is_called_overfitting_and_the_weakest_class_is_n
     assert "7 test images were misclassified" in text
     assert "**Shirt taken for T-shirt** (6 of 10" in text
     assert "The classes with the lowest recall were Shirt (40.0%)" in text
-    assert "| Shirt | 80.0% | 40.0% | 0.533 | 10 |" in text   # precision 4/5 (one T-shirt taken for a shirt), recall 4/10
+    # precision 4/5 (one T-shirt taken for a shirt), recall 4/10
+    assert "| Shirt | 80.0% | 40.0% | 0.533 | 10 |" in text
 
 
 def test_falling_validation_loss_says_more_epochs_would_help():
