@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from models import RecurrentRegressor, count_parameters
 from utils.history import History
-from utils.report import Comparison, bootstrap_interval, compare_errors, compare_seeds
+from utils.report import Comparison, bootstrap_interval, compare_errors, compare_seeds, plural
 
 CELLS = ("rnn", "lstm", "gru")
 NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU", "rnn_matched": "wide vanilla RNN",
@@ -24,7 +24,7 @@ COLORS = {"rnn": "#1f77b4", "lstm": "#d62728", "gru": "#2ca02c", "rnn_matched": 
 
 
 def seeds_text(seeds) -> str:
-    return f"{len(seeds)} seed" + ("s" if len(seeds) > 1 else "")
+    return plural(len(seeds), "seed")
 
 
 def join_names(names) -> str:
