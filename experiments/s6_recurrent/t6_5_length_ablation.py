@@ -164,6 +164,9 @@ def lstm_gru_conclusion(r: Result) -> str:
 
 
 def write_up(r: Result) -> str:
+    evidence = (f"seed spread over {seeds_text(r.seeds)}" if len(r.seeds) > 1 else
+                f"one seed: paired bootstrap over the same {SUM_TEST} test sequences")
+
     def cell(c, T):
         v = [x.test_mse for x in r.runs[c][T]]
         return f"{np.mean(v):.3g}" + (f" ± {np.std(v, ddof=1):.2g}" if len(v) > 1 else "") + (
@@ -193,7 +196,7 @@ Test MSE (predicting 0 scores {SUM_TARGET_VARIANCE:.3f}):
 
 {table(["model", *[f"T = {T}" for T in LENGTHS]], rows)}
 
-By the rule at each length (paired over the same test sequences; several seeds: seed spread):
+By the rule at each length ({evidence}):
 
 {table(["length", "all three", "LSTM vs GRU"], rank_rows)}
 

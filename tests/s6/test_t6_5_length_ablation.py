@@ -42,3 +42,10 @@ def test_ties_at_long_lengths_name_no_winner(comparison, sum_run):
 def test_mixed_verdicts_are_reported_per_length(comparison, sum_run):
     r = _result(comparison, sum_run, {100: (0.0074, 0.0069, False), 200: (0.039, 0.058, True)})
     assert "**No consistent winner at long lengths**: tie at T = 100; LSTM wins at T = 200." in t.lstm_gru_conclusion(r)
+
+
+def test_the_evidence_named_is_the_one_used(comparison, sum_run):
+    r = _result(comparison, sum_run, {})
+    assert "By the rule at each length (one seed: paired bootstrap over the same 1000 test sequences)" in t.write_up(r)
+    r.seeds = [0, 1, 2]
+    assert "By the rule at each length (seed spread over 3 seeds)" in t.write_up(r)
