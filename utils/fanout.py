@@ -68,6 +68,9 @@ def _start_worker(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (inherited) would keep a worker alive
     console.quiet = True
+    # A returned model comes back without its backward hooks (3.4's weight penalties): results are
+    # read, not trained further, so torch's warning about not pickling them is noise here.
+    warnings.filterwarnings("ignore", message="backward hook .* will not be serialized")
     torch.set_num_threads(threads)
     os.environ["DL_THREADS"] = str(threads)  # a map inside a run stays in its worker
     reset_peak_window()

@@ -92,3 +92,19 @@ def test_under_torchrun_runs_stay_with_their_rank(monkeypatch):
     monkeypatch.setattr(utils.distributed, "world_size", lambda: 2)
     assert fanout.worker_count(4, "cpu", workers=2) == 1
     assert {r[2] for r in map_runs(noisy_run, [1.0, 2.0], seed=0, workers=2)} == {os.getpid()}
+
+
+def test_a_returned_model_comes_back_without_its_hooks_and_without_a_warning():
+    import warnings
+
+    def trained(_):
+        layer = torch.nn.Linear(2, 2)
+        layer.weight.register_hook(lambda g: g * 2)
+        # pytest records warnings instead of printing them, so ask the worker's filters directly
+        quiet = any(action == "ignore" and message is not None
+                    and message.match("backward hook f will not be serialized")
+                    for action, message, *_ in warnings.filters)
+        return layer, quiet
+
+    for layer, quiet in map_runs(trained, range(2), seed=0, workers=2):
+        assert isinstance(layer, torch.nn.Linear) and not layer.weight._backward_hooks and quiet
