@@ -22,7 +22,8 @@ from utils.report import describe_accuracy, pct, table
 BUDGET = {
     "tiny": {"width": 4, "epochs": 1, "train_size": 300, "test_size": 200, "lr": 0.05, "batch_size": 64},
     "quick": {"width": 8, "epochs": 3, "train_size": 2000, "test_size": 1000, "lr": 0.1, "batch_size": 64},
-    "hybrid": {"width": 64, "epochs": 15, "train_size": None, "test_size": None, "lr": 0.1, "batch_size": 128},
+    # HYBRID in ≤ 20 min on a 2-core CPU: one thread trains width 16 at ~150 images/s (width 64: ~20)
+    "hybrid": {"width": 16, "epochs": 5, "train_size": 20000, "test_size": None, "lr": 0.1, "batch_size": 128},
     "full": {"width": 64, "epochs": 30, "train_size": None, "test_size": None, "lr": 0.1, "batch_size": 128},
 }
 

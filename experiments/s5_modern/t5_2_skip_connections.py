@@ -25,7 +25,8 @@ BUDGET = {  # depths are 6n + 2 (n blocks per stage, three stages)
              "batch_size": 32, "probe": 64},
     "quick": {"depths": [8, 20], "width": 8, "epochs": 2, "train_size": 1500, "test_size": 500, "lr": 0.05,
               "batch_size": 64, "probe": 512},
-    "hybrid": {"depths": [20, 44], "width": 16, "epochs": 8, "train_size": 10000, "test_size": 2000, "lr": 0.1,
+    # HYBRID in ≤ 20 min on a 2-core CPU, four runs on one thread each: 150 (plain-20) to 90 (ResNet-32) images/s
+    "hybrid": {"depths": [20, 32], "width": 16, "epochs": 5, "train_size": 8000, "test_size": 2000, "lr": 0.1,
                "batch_size": 128, "probe": 512},
     "full": {"depths": [20, 56], "width": 16, "epochs": 30, "train_size": None, "test_size": None, "lr": 0.1,
              "batch_size": 128, "probe": 1000},
