@@ -154,7 +154,7 @@ class RunContext:
         from utils.plotting import save_figure
 
         path = save_figure(fig, self.out_dir / name, footer=self.footer, dpi=self.cfg.figure_dpi,
-                           crop=self.cfg.figure_crop)
+                           crop=self.cfg.figure_crop, mode=self.mode)
         if path.name not in self.figures:
             self.figures.append(path.name)
         return path

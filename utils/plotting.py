@@ -45,13 +45,34 @@ STYLE = {
 plt.rcParams.update(STYLE)
 
 
-def save_figure(fig, path: Path, footer: str = "", dpi: int = DPI, crop: bool = True) -> Path:
-    """Add the footer, write ``fig`` as a PNG atomically, and close it.
+def name_the_mode(fig, mode: str) -> None:
+    """Make the figure's title say which mode made it, unless some title already says "<mode> mode".
+
+    The title is the suptitle, else the first axes title; the mode joins its first line's closing
+    parenthesis when there is one: "Per-class accuracy, digits (200 test images)" becomes
+    "Per-class accuracy, digits (200 test images; quick mode)", "GAN training on digits" becomes
+    "GAN training on digits (quick mode)". A figure with no title is left alone.
+    """
+    phrase = f"{mode} mode"
+    suptitle = getattr(fig, "_suptitle", None)
+    titles = [t for t in ([suptitle] if suptitle is not None else [])
+              + [ax.title for ax in fig.axes] + [ax._left_title for ax in fig.axes] if t.get_text()]
+    if not titles or any(phrase in t.get_text().lower() for t in titles):
+        return
+    first, _, rest = titles[0].get_text().partition("\n")
+    first = first[:-1] + f"; {phrase})" if first.endswith(")") else f"{first} ({phrase})"
+    titles[0].set_text(first + ("\n" + rest if rest else ""))
+
+
+def save_figure(fig, path: Path, footer: str = "", dpi: int = DPI, crop: bool = True, mode: str = "") -> Path:
+    """Add the footer (and ``mode`` to the title: ``name_the_mode``), write ``fig`` as a PNG atomically, and close it.
 
     ``crop``: fit the canvas to what was drawn (bbox "tight": legends placed beside the axes and the
     footer are kept whole). It costs a second layout pass, about half the save; without it the
     canvas is the figure's own size (the test preset's choice)."""
     path = Path(path).with_suffix(".png")
+    if mode:
+        name_the_mode(fig, mode)
     if footer:
         # Below the axes (negative y), where the crop grows the canvas to include it; uncropped, on the bottom edge.
         fig.text(0.995, -0.01 if crop else 0.002, footer, ha="right", va="top" if crop else "bottom", fontsize=6.5,
