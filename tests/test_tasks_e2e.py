@@ -25,7 +25,19 @@ BOUNDS = {
 
 
 @pytest.mark.parametrize("task_id", [t.id for t in all_tasks()])
-def test_task_runs_in_tiny_mode(task_id, run_tiny):
+def test_task_runs_in_tiny_mode(task_id, run_tiny, monkeypatch):
+    import utils.plotting
+
+    untitled, save = [], utils.plotting.save_figure
+
+    def save_and_read_the_title(fig, path, *args, **kwargs):  # every figure has a title, and it names the mode
+        saved = save(fig, path, *args, **kwargs)
+        texts = [fig.get_suptitle()] + [ax.get_title(loc) for ax in fig.axes for loc in ("center", "left")]
+        if not any("tiny mode" in t for t in texts):
+            untitled.append(saved.name)
+        return saved
+
+    monkeypatch.setattr(utils.plotting, "save_figure", save_and_read_the_title)
     outcome, metrics, out = run_tiny(task_id)
     assert outcome.status == "done", outcome.message
     for key in PROVENANCE:
@@ -37,6 +49,7 @@ def test_task_runs_in_tiny_mode(task_id, run_tiny):
     pngs = sorted(out.glob("*.png"))
     assert pngs and set(metrics["figures"]) == {p.name for p in pngs}
     assert not list(out.glob(".*.png")), "temporary files left behind"
+    assert not untitled, f"{task_id}: figures whose title does not name the mode: {untitled}"
     analysis = (out / "analysis.md").read_text()
     assert analysis.startswith(f"# {task_id} ") and len(analysis) > 300
     assert "may be noise" not in analysis and "one seed only" not in analysis

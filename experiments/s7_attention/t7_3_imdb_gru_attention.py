@@ -190,7 +190,8 @@ def draw(ctx, r: Result) -> None:
             _word_map(ax, ex)
             fig.suptitle(f"GRU + attention on a {r.dataset} test review")
             save_figure(fig, ctx.out_dir / "attention_reviews" / f"{'right' if ex['correct'] else 'wrong'}_{i + 1}",
-                        footer=ctx.footer, dpi=ctx.cfg.figure_dpi, crop=ctx.cfg.figure_crop)  # as the preset's others
+                        footer=ctx.footer, dpi=ctx.cfg.figure_dpi, crop=ctx.cfg.figure_crop,
+                        mode=ctx.mode)  # as the preset's others
 
 
 def length_bins(r: Result):
