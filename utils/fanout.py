@@ -4,8 +4,9 @@ Most tasks train small networks on one thread each, because a second thread only
 (``utils.provenance.limit_threads``); a serial run therefore leaves the other cores idle. ``map_runs``
 forks one worker per core and hands the runs out one at a time. Each run starts from the same
 seeded state wherever it runs, and the results come back in the items' order, so a task's numbers
-are the same on one core or many. Workers are quiet (no console lines, no progress bars); the parent
-advances its one bar as runs finish.
+are the same on one core or many. On a terminal, workers are quiet and the parent advances its one bar
+as runs finish; in a log or pipe, where no bar moves, each worker's lines (epochs, progress) are passed to
+the parent's output as they come, marked with the run they belong to.
 
 Runs stay in this process on a GPU (a CUDA context does not survive ``fork``), where ``fork`` does
 not exist, under torchrun (each run is data-parallel across the ranks), and when only one core is
@@ -16,12 +17,51 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import warnings
 from typing import Any, Callable, Sequence
 
 # What the forked workers inherit instead of receiving it pickled (closures over a task's data
 # and its RunContext do not pickle; with fork they need not).
 _job: dict[str, Any] = {}
+# A line longer than this is cut: writes up to PIPE_BUF (4096 bytes) to one pipe are atomic, so the
+# workers' lines never interleave mid-line.
+_RELAYED_LINE_BYTES = 4000
+
+
+class _RelayedLines:
+    """A worker console's file: each whole line goes down the pipe to the parent, marked with the run."""
+
+    def __init__(self, fd: int):
+        self.fd, self.pending, self.mark = fd, "", ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in filter(str.strip, lines):
+            data = f"  [{self.mark}] {line.strip()}".encode("utf-8", "replace")[:_RELAYED_LINE_BYTES]
+            try:
+                os.write(self.fd, data + b"\n")
+            except OSError:  # the parent stopped reading (a pool's replacement worker): drop the line
+                pass
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _print_relayed(fd: int) -> None:
+    """Parent side: print each worker line as it arrives, until every write end is closed."""
+    from utils.console import console
+
+    buffer = b""
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(65536):
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                console.out(line.decode("utf-8", "replace"), highlight=False)
 
 
 def available_cores() -> int:
@@ -53,7 +93,7 @@ def run_seed(base: int, index: int) -> int:
     return base * 1000 + index
 
 
-def _start_worker(threads: int) -> None:
+def _start_worker(threads: int, relay_fd: int | None) -> None:
     import gc
 
     import torch
@@ -67,7 +107,10 @@ def _start_worker(threads: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (inherited) would keep a worker alive
-    console.quiet = True
+    if relay_fd is None:
+        console.quiet = True   # the parent's bar shows the progress
+    else:
+        console.file = _job["relay"] = _RelayedLines(relay_fd)
     # A returned model comes back without its backward hooks (3.4's weight penalties): results are
     # read, not trained further, so torch's warning about not pickling them is noise here.
     warnings.filterwarnings("ignore", message="backward hook .* will not be serialized")
@@ -80,6 +123,8 @@ def _run_in_worker(index: int) -> tuple[int, Any, int]:
     from utils.provenance import peak_rss, set_seed
 
     set_seed(run_seed(_job["seed"], index))
+    if "relay" in _job:
+        _job["relay"].mark = f"run {index + 1}/{len(_job['items'])}"
     return index, _job["fn"](_job["items"][index]), peak_rss()
 
 
@@ -108,13 +153,24 @@ def map_runs(fn: Callable[[Any], Any], items: Sequence, *, seed: int, device: An
         import torch
         import torch._dynamo  # noqa: F401  (the first optimizer imports it: 3 s, once here instead of in each worker)
 
+        from utils.console import console
+
         threads = max(1, torch.get_num_threads() // n)
         _job.update(fn=fn, items=items, seed=seed)
+        relay_read = relay_write = printer = None
+        if not console.is_terminal and not console.quiet:
+            relay_read, relay_write = os.pipe()
+            printer = threading.Thread(target=_print_relayed, args=(relay_read,), daemon=True)
         with warnings.catch_warnings():
-            # Python ≥ 3.12 warns that fork in a threaded process may deadlock; the workers touch
-            # neither the console's lock (quiet) nor a thread pool of more than one thread.
+            # Python ≥ 3.12 warns that fork in a threaded process may deadlock; no other thread of this
+            # process holds the console's lock while the workers are forked (the printer starts after),
+            # and the workers use no thread pool of more than one thread.
             warnings.simplefilter("ignore", DeprecationWarning)
-            pool = multiprocessing.get_context("fork").Pool(n, initializer=_start_worker, initargs=(threads,))
+            pool = multiprocessing.get_context("fork").Pool(n, initializer=_start_worker,
+                                                            initargs=(threads, relay_write))
+        if printer is not None:
+            os.close(relay_write)  # the workers hold the write ends now; the printer stops when they exit
+            printer.start()
         try:
             for i, result, peak in pool.imap_unordered(_run_in_worker, range(len(items))):
                 results[i] = result
@@ -128,5 +184,7 @@ def map_runs(fn: Callable[[Any], Any], items: Sequence, *, seed: int, device: An
         finally:
             pool.join()
             _job.clear()
+            if printer is not None:
+                printer.join(timeout=5)
     set_seed(run_seed(seed, len(items)))
     return results

@@ -108,3 +108,31 @@ def test_a_returned_model_comes_back_without_its_hooks_and_without_a_warning():
 
     for layer, quiet in map_runs(trained, range(2), seed=0, workers=2):
         assert isinstance(layer, torch.nn.Linear) and not layer.weight._backward_hooks and quiet
+
+
+def _chatty_run(i: int) -> int:
+    from utils.console import console
+
+    for epoch in (1, 2):
+        console.print(f"epoch {epoch} of item {i}")
+    return i
+
+
+def test_worker_lines_reach_a_log_marked_with_their_run(capsys):
+    from utils.console import console
+
+    assert not console.is_terminal   # pytest captures the output, as a log file or a pipe would
+    assert map_runs(_chatty_run, range(3), seed=0, workers=2) == [0, 1, 2]
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(lines) == sorted(f"  [run {i + 1}/3] epoch {e} of item {i}" for i in range(3) for e in (1, 2))
+    # each run's lines in their order, whole, though two workers wrote at once
+    for i in range(3):
+        assert [ln for ln in lines if f"item {i}" in ln] == [f"  [run {i + 1}/3] epoch {e} of item {i}" for e in (1, 2)]
+
+
+def test_quiet_console_relays_nothing(capsys, monkeypatch):
+    from utils.console import console
+
+    monkeypatch.setattr(console, "quiet", True)
+    assert map_runs(_chatty_run, range(2), seed=0, workers=2) == [0, 1]
+    assert capsys.readouterr().out == ""
