@@ -48,32 +48,36 @@ def measure(ctx) -> Result:
     X, gates, R = np.array(GATE_INPUTS), list(GATE_TARGETS), b.restarts
     Y = np.repeat(np.array([GATE_TARGETS[g] for g in gates]), R, axis=0)   # one block of nets per gate
     curves, solved, params, bending, failures, preds, final = {}, {}, {}, {}, {g: {} for g in gates}, {}, {}
-    with ctx.progress(len(WIDTHS), "widths") as bar:
-        for width in WIDTHS:
-            net, name = GateNets(width, R, ctx.seed, copies=len(gates)), f"2-{width}-1"
-            bending[name] = unit_roles(net.pre_activations(X)[:R])["bending"]
-            if name == DEMO:   # trace the XOR net of this seed at initialisation, on x = (1, 1)
-                P = net.one(gates.index("XOR") * R)
-                on = (P["W1"] @ X[3] + P["b1"]) > 0
-                units = [int(np.argmax(on)), int(np.argmin(on))] if on.any() and not on.all() else [0, 1]
-                trace = chain_rule_trace(P, X[3], GATE_TARGETS["XOR"][3], units=units)
-            logged, c = net.train(X, Y, b.steps, b.lr, log_every=max(1, b.steps // 100))
-            p, _ = net.forward(X)
-            z1 = net.pre_activations(X)
-            ok = np.all((p > 0.5) == (Y > 0.5), axis=1)
-            solved[name] = {g: ok[i * R:(i + 1) * R] for i, g in enumerate(gates)}
-            preds[name] = {g: p[i * R].tolist() for i, g in enumerate(gates)}
-            final[name] = {g: float(c[-1, i * R]) for i, g in enumerate(gates)}
-            if name in (SMALL, DEMO):
-                curves[name] = {g: c[:, i * R:(i + 1) * R] for i, g in enumerate(gates)}
-                params[name] = {g: {k: v[i * R:(i + 1) * R] for k, v in net.params.items()} for i, g in enumerate(gates)}
-            for i, g in enumerate(gates):
-                reasons: dict[str, int] = {}
-                for m in np.flatnonzero(~ok[i * R:(i + 1) * R]) + i * R:
-                    why = failure_reason(z1[m], Y[m])
-                    reasons[why] = reasons.get(why, 0) + 1
-                failures[g][name] = reasons
-            bar.advance(1, info=f"{name}: XOR solved by {int(solved[name]['XOR'].sum())}/{R}")
+    P = GateNets(int(DEMO.split("-")[1]), R, ctx.seed, copies=len(gates)).one(gates.index("XOR") * R)
+    on = (P["W1"] @ X[3] + P["b1"]) > 0   # trace the demo XOR net of this seed at initialisation, on x = (1, 1)
+    units = [int(np.argmax(on)), int(np.argmin(on))] if on.any() and not on.all() else [0, 1]
+    trace = chain_rule_trace(P, X[3], GATE_TARGETS["XOR"][3], units=units)
+
+    def train_width(width):   # R nets of this width per gate, trained side by side (one batched NumPy net)
+        net = GateNets(width, R, ctx.seed, copies=len(gates))
+        bending_at_init = unit_roles(net.pre_activations(X)[:R])["bending"]
+        logged, c = net.train(X, Y, b.steps, b.lr, log_every=max(1, b.steps // 100))
+        return bending_at_init, logged, c, net.forward(X)[0], net.pre_activations(X), net.params
+
+    widest_first = sorted(WIDTHS, reverse=True)
+    trained = dict(zip(widest_first, ctx.map(train_width, widest_first, "widths",
+                                             info=lambda width, _: f"2-{width}-1 trained")))
+    for width in WIDTHS:
+        name = f"2-{width}-1"
+        bending[name], logged, c, p, z1, net_params = trained[width]
+        ok = np.all((p > 0.5) == (Y > 0.5), axis=1)
+        solved[name] = {g: ok[i * R:(i + 1) * R] for i, g in enumerate(gates)}
+        preds[name] = {g: p[i * R].tolist() for i, g in enumerate(gates)}
+        final[name] = {g: float(c[-1, i * R]) for i, g in enumerate(gates)}
+        if name in (SMALL, DEMO):
+            curves[name] = {g: c[:, i * R:(i + 1) * R] for i, g in enumerate(gates)}
+            params[name] = {g: {k: v[i * R:(i + 1) * R] for k, v in net_params.items()} for i, g in enumerate(gates)}
+        for i, g in enumerate(gates):
+            reasons: dict[str, int] = {}
+            for m in np.flatnonzero(~ok[i * R:(i + 1) * R]) + i * R:
+                why = failure_reason(z1[m], Y[m])
+                reasons[why] = reasons.get(why, 0) + 1
+            failures[g][name] = reasons
     for name, part in trace["partials"].items():
         ctx.log(escape(f"  ∂L/∂{name} = {' × '.join(f'{v:.4g}' for v in part['factors'].values())} = "
                        f"{part['chain_rule']:.6g}   (finite difference {part['finite_difference']:.6g})"))
@@ -215,16 +219,13 @@ def write_up(r: Result) -> str:
     rows = [(g, *[f"{int(r.solved[n][g].sum())}/{r.restarts}" for n in names]) for g in gates]
     comp_lines = []
     for g in gates:
-        c = r.comparisons[g]
+        c, k_demo, k_small = r.comparisons[g], int(r.solved[DEMO][g].sum()), int(r.solved[SMALL][g].sum())
         p = f"p = {c.p_value:.2g}" if c.p_value is not None and c.p_value >= 0.001 else "p < 0.001"
-        if c.winner:
-            comp_lines.append(f"- {g}: {c.winner} solved it on more seeds than {c.loser} ({DEMO} {int(r.solved[DEMO][g].sum())}"
-                              f"/{r.restarts}, {SMALL} {int(r.solved[SMALL][g].sum())}/{r.restarts}; McNemar's exact test "
-                              f"on the {c.n} seeds paired by seed, {p}).")
-        else:
-            comp_lines.append(f"- {g}: no measurable difference between {DEMO} and {SMALL} ({int(r.solved[DEMO][g].sum())} vs "
-                              f"{int(r.solved[SMALL][g].sum())} of {r.restarts} seeds; McNemar's exact test on the {c.n} "
-                              f"seeds paired by seed, {p}).")
+        test = f"McNemar's exact test on the {c.n} seeds paired by seed, {p}"
+        comp_lines.append(f"- {g}: {c.winner} solved it on more seeds than {c.loser} ({DEMO} {k_demo}/{r.restarts}, "
+                          f"{SMALL} {k_small}/{r.restarts}; {test})." if c.winner else
+                          f"- {g}: no measurable difference between {DEMO} and {SMALL} ({k_demo} vs {k_small} of "
+                          f"{r.restarts} seeds; {test}).")
     fail_lines = [f"- {g}, {n}: " + "; ".join(f"{k} ({v} run{'s' * (v > 1)})" for k, v in
                                               sorted(r.failures[g][n].items(), key=lambda kv: -kv[1]))
                   for g in gates for n in (SMALL, DEMO) if r.failures[g][n]]

@@ -100,26 +100,28 @@ def measure(ctx) -> Result:
     test_mse = np.zeros_like(train_mse)
     sq_err = np.zeros((len(WIDTHS), len(names), TEST_POINTS))   # first seed's per-point squared errors
     fits = {}
-    with ctx.progress(len(seeds) * len(WIDTHS), "widths") as bar:
-        for si, s in enumerate(seeds):
-            for wi, width in enumerate(WIDTHS):
-                net = ShallowNets(len(names), width, seed=s + 1000 * width, dtype=np.float32)
-                opt = scratch.Adam(net.params, lr=b.lr)
-                # cosine decay to 0: a constant Adam step left the widest nets oscillating around their best fit
-                schedule = CosineAnnealingLR(b.lr, T_max=b.steps)
-                for step in range(b.steps):   # full batch: all 100 points every step
-                    schedule.apply(opt, step)
-                    _, dy = net.mse(x_train, y_train)
-                    net.backward(dy)
-                    opt.step(net.grads)
-                train_mse[si, wi] = net.mse(x_train, y_train)[0]
-                pred = net.forward(x_test)
-                test_mse[si, wi] = ((pred - y_test) ** 2).mean(axis=(1, 2))
-                if si == 0:
-                    sq_err[wi] = ((pred - y_test) ** 2)[:, :, 0]
-                    if width in SHOWN:
-                        fits[width] = pred[:, :, 0]
-                bar.advance(1, info=f"width {width}")
+    def fit(job):   # every function at one width from one seed: (train MSE, test predictions)
+        s, width = job
+        net = ShallowNets(len(names), width, seed=s + 1000 * width, dtype=np.float32)
+        opt = scratch.Adam(net.params, lr=b.lr)
+        # cosine decay to 0: a constant Adam step left the widest nets oscillating around their best fit
+        schedule = CosineAnnealingLR(b.lr, T_max=b.steps)
+        for step in range(b.steps):   # full batch: all 100 points every step
+            schedule.apply(opt, step)
+            _, dy = net.mse(x_train, y_train)
+            net.backward(dy)
+            opt.step(net.grads)
+        return net.mse(x_train, y_train)[0], net.forward(x_test)
+
+    jobs = [(s, width) for width in reversed(WIDTHS) for s in seeds]   # the widest (slowest) first
+    for (s, width), (mse, pred) in zip(jobs, ctx.map(fit, jobs, "widths", info=lambda job, _: f"width {job[1]}")):
+        si, wi = seeds.index(s), WIDTHS.index(width)
+        train_mse[si, wi] = mse
+        test_mse[si, wi] = ((pred - y_test) ** 2).mean(axis=(1, 2))
+        if si == 0:
+            sq_err[wi] = ((pred - y_test) ** 2)[:, :, 0]
+            if width in SHOWN:
+                fits[width] = pred[:, :, 0]
 
     def rule(fi, wa, wb):   # width wa vs width wb on function fi, lower test MSE is better
         ia, ib = WIDTHS.index(wa), WIDTHS.index(wb)

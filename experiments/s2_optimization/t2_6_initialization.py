@@ -24,11 +24,8 @@ BUDGET = {
     "full": {"epochs": 30, "depth": 10, "width": 64, "lr": 0.01, "probe": 512},
 }
 INIT_SCHEMES = {  # name: (scratch.init_array scheme, scale for 'normal')
-    "zeros": ("zeros", None),
-    "small normal (σ 0.01)": ("normal", 0.01),
-    "large normal (σ 1)": ("normal", 1.0),
-    "Xavier/Glorot": ("xavier_normal", None),
-    "He/Kaiming": ("he_normal", None),
+    "zeros": ("zeros", None), "small normal (σ 0.01)": ("normal", 0.01), "large normal (σ 1)": ("normal", 1.0),
+    "Xavier/Glorot": ("xavier_normal", None), "He/Kaiming": ("he_normal", None),
 }
 ACTIVATIONS = ("tanh", "relu")
 MATCHED = {"tanh": "Xavier/Glorot", "relu": "He/Kaiming"}   # the textbook pairing
@@ -76,9 +73,8 @@ def initialise(model, scheme: str, scale, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, scratch.Linear):
-            w = layer.params["weight"]
-            fan_out, fan_in = w.shape
-            w[...] = scratch.init_array(w.shape, fan_in, fan_out, scheme, rng, w.dtype,
+            w = layer.params["weight"]   # (fan_out, fan_in)
+            w[...] = scratch.init_array(w.shape, w.shape[1], w.shape[0], scheme, rng, w.dtype,
                                         **({"scale": scale} if scale is not None else {}))
             layer.params["bias"][...] = 0
 
@@ -109,24 +105,29 @@ def measure(ctx) -> Result:
     sizes = (64,) + (b.width,) * (b.depth - 1) + (10,)
     seeds = ctx.seeds()
     a_std, g_std, acc, hist, correct = {}, {}, {}, {}, {}
-    with ctx.progress(len(seeds) * len(ACTIVATIONS) * len(INIT_SCHEMES), "inits") as bar:
-        for s in seeds:
-            data = digits_arrays(ctx, s)
-            for act in ACTIVATIONS:
-                for name, (scheme, scale) in INIT_SCHEMES.items():
-                    model = scratch_mlp(sizes, act, seed=s)
-                    initialise(model, scheme, scale, seed=s)
-                    if s == seeds[0]:
-                        stats = layer_statistics(model, data[0][:b.probe], data[1][:b.probe])
-                        a_std.setdefault(act, {})[name], g_std.setdefault(act, {})[name] = stats
-                    run = train_scratch(model, data, scratch.SGD(model.param_arrays(), lr=b.lr, momentum=0.9),
-                                        epochs=b.epochs, seed=s)
-                    acc.setdefault(act, {}).setdefault(name, []).append(
-                        run.final("val_acc") if run.status == "done" else math.nan)
-                    hist.setdefault(act, {}).setdefault(name, run)     # the first seed's
-                    if s == seeds[0] and run.status == "done":
-                        correct[act, name] = scratch.predict(model, data[2]).argmax(1) == data[3]
-                    bar.advance(1, info=f"{act} {name}: {run.final('val_acc'):.3f}")
+    arrays = {s: digits_arrays(ctx, s) for s in seeds}   # each seed's own split
+
+    def train_one(job):   # one activation and initialisation on one seed's split; the first seed is probed
+        s, act, name = job
+        data = arrays[s]
+        model = scratch_mlp(sizes, act, seed=s)
+        initialise(model, *INIT_SCHEMES[name], seed=s)
+        stats = layer_statistics(model, data[0][:b.probe], data[1][:b.probe]) if s == seeds[0] else None
+        run = train_scratch(model, data, scratch.SGD(model.param_arrays(), lr=b.lr, momentum=0.9),
+                            epochs=b.epochs, seed=s)
+        right = (scratch.predict(model, data[2]).argmax(1) == data[3]
+                 if s == seeds[0] and run.status == "done" else None)
+        return stats, run, right
+
+    jobs = [(s, act, name) for s in seeds for act in ACTIVATIONS for name in INIT_SCHEMES]
+    runs = ctx.map(train_one, jobs, "inits", info=lambda job, out: f"{job[1]} {job[2]}: {out[1].final('val_acc'):.3f}")
+    for (s, act, name), (stats, run, right) in zip(jobs, runs):
+        if stats is not None:
+            a_std.setdefault(act, {})[name], g_std.setdefault(act, {})[name] = stats
+        acc.setdefault(act, {}).setdefault(name, []).append(run.final("val_acc") if run.status == "done" else math.nan)
+        hist.setdefault(act, {}).setdefault(name, run)     # the first seed's
+        if right is not None:
+            correct[act, name] = right
 
     comparisons = {}
     for act in ACTIVATIONS:
@@ -136,8 +137,8 @@ def measure(ctx) -> Result:
                 comparisons[f"{act}: {name} vs {m}"] = compare_runs(
                     name, m, seeds_a=acc[act][name], seeds_b=acc[act][m], correct_a=correct[act, name],
                     correct_b=correct[act, m])
-    y_te = data[3]
-    r = Result(b.depth, b.width, b.epochs, b.lr, seeds, min(b.probe, len(data[1])), len(y_te),
+    _, y_tr, _, y_te = arrays[seeds[-1]]   # every seed's split has the same sizes
+    r = Result(b.depth, b.width, b.epochs, b.lr, seeds, min(b.probe, len(y_tr)), len(y_te),
                float(np.bincount(y_te).max() / len(y_te)), weights, counts, edges, a_std, g_std, acc, hist, comparisons)
     ctx.record(verdict=headline_verdict(r), weight_distributions=weights,
                test_accuracy={a: {n: float(np.mean(v)) for n, v in acc[a].items()} for a in ACTIVATIONS},
@@ -163,11 +164,10 @@ def draw(ctx, r: Result) -> None:
     for ax, name in zip(axes.ravel(), DISTRIBUTIONS):
         w = r.weights[name]
         ax.stairs(r.hist_counts[name], r.hist_edges[name], fill=True, alpha=0.6)
-        ax.set_title(name)
+        ax.set(title=name, ylabel="density (1 / weight unit)")
         ax.text(0.02, 0.97, f"measured mean {w['mean']:+.4f}\nmeasured std {w['std']:.4f}\n"
                 f"theory std {w['theory_std']:.4f}", transform=ax.transAxes, va="top", fontsize=8,
                 bbox=dict(fc="white", ec="0.7", alpha=0.9))
-        ax.set_ylabel("density (1 / weight unit)")
     plt.setp(axes[1], xlabel="weight value")
     fig.suptitle(f"Six initial weight distributions for one {r.width}→{r.width} layer ({r.width * r.width:,} "
                  f"samples each; fan_in = fan_out = {r.width}; {ctx.mode} mode)")
@@ -182,8 +182,8 @@ def draw(ctx, r: Result) -> None:
                 values = np.array(stats[act][name], dtype=float)
                 ax.semilogy(range(1, len(values) + 1), np.maximum(np.nan_to_num(values, nan=FLOOR), FLOOR), "o-",
                             ms=3, label=name + (" (exactly 0: drawn at 1e-14)" if np.all(values == 0) else ""))
-            ax.set_title(f"{act}, {r.depth} Linear layers of width {r.width}, at initialisation")
-            ax.set_xlabel(f"{xlabel} (1 = next to the input)")
+            ax.set(title=f"{act}, {r.depth} Linear layers of width {r.width}, at initialisation",
+                   xlabel=f"{xlabel} (1 = next to the input)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0].set_ylabel(f"{ylabel} (log scale)")
         legend_outside(axes[1], sources=list(axes))
@@ -202,8 +202,7 @@ def draw(ctx, r: Result) -> None:
                                 label=f"{name}: {pct(acc) if math.isfinite(acc) else 'diverged (×)'}", **style)
             if h.diverged:
                 mark_diverged(ax, h.train_loss, color=line.get_color())
-        ax.set_title(act)
-        ax.set_xlabel("epoch")
+        ax.set(title=act, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         legend_outside(ax, title=f"init: test accuracy ({r.test_examples} digits)")
     axes[0].set_ylabel("training loss (cross-entropy, log scale)")
@@ -230,7 +229,7 @@ def factor(values) -> float:
 def write_up(r: Result) -> str:
     acc = {a: {n: float(np.mean(v)) for n, v in r.test_accuracy[a].items()} for a in ACTIVATIONS}
 
-    def a(act, name):
+    def a(act, name):   # the accuracy as written in the table and the text
         return pct(acc[act][name]) if math.isfinite(acc[act][name]) else "diverged"
 
     def cmp(act, name):

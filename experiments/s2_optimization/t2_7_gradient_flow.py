@@ -105,28 +105,36 @@ def measure(ctx) -> Result:
     b = ctx.budget
     seeds = ctx.seeds()
     norms, acc, status, deepest, correct = {}, {}, {}, {}, {}
-    with ctx.progress(len(seeds) * len(ARCHITECTURES) * len(b.depths), "architectures × depths") as bar:
-        for s in seeds:
-            data = digits_arrays(ctx, s)
-            probe = (data[0][:b.probe], data[1][:b.probe])
-            for arch in ARCHITECTURES:
-                for depth in b.depths:
-                    d = str(depth)
-                    model = depth_model(arch, depth, b.width, seed=s)
-                    at_init = weight_grad_norms(model, *probe)
-                    run = train_scratch(model, data, scratch.SGD(model.param_arrays(), lr=b.lr, momentum=0.9),
-                                        epochs=b.epochs, seed=s)
-                    done = run.status == "done"
-                    acc.setdefault(arch, {}).setdefault(d, []).append(run.final("val_acc") if done else math.nan)
-                    if s == seeds[0]:
-                        if done:   # before the probe: its training-mode pass moves batch norm's running stats
-                            correct[arch, depth] = scratch.predict(model, data[2]).argmax(1) == data[3]
-                        trained = weight_grad_norms(model, *probe) if done else [math.nan] * len(at_init)
-                        norms.setdefault(arch, {})[d] = {"init": at_init, "trained": trained}
-                        status.setdefault(arch, {})[d] = run.status
-                        if depth == b.depths[-1]:
-                            deepest[arch] = run
-                    bar.advance(1, info=f"{arch} depth {depth}: {run.final('val_acc'):.3f}")
+    arrays = {s: digits_arrays(ctx, s) for s in seeds}   # each seed's own split
+
+    def train_one(job):   # one architecture at one depth on one seed's split; the first seed is probed
+        s, arch, depth = job
+        data = arrays[s]
+        x_probe, y_probe = data[0][:b.probe], data[1][:b.probe]
+        model = depth_model(arch, depth, b.width, seed=s)
+        at_init = weight_grad_norms(model, x_probe, y_probe)
+        run = train_scratch(model, data, scratch.SGD(model.param_arrays(), lr=b.lr, momentum=0.9),
+                            epochs=b.epochs, seed=s)
+        done, right, trained = run.status == "done", None, [math.nan] * len(at_init)
+        if s == seeds[0] and done:   # before the probe: its training-mode pass moves batch norm's running stats
+            right = scratch.predict(model, data[2]).argmax(1) == data[3]
+            trained = weight_grad_norms(model, x_probe, y_probe)
+        return run, right, {"init": at_init, "trained": trained}
+
+    jobs = [(s, arch, depth) for s in seeds for arch in ARCHITECTURES for depth in b.depths]
+    runs = ctx.map(train_one, jobs, "architectures × depths",
+                   info=lambda job, out: f"{job[1]} depth {job[2]}: {out[0].final('val_acc'):.3f}")
+    for (s, arch, depth), (run, right, grad_norms) in zip(jobs, runs):
+        d = str(depth)
+        acc.setdefault(arch, {}).setdefault(d, []).append(run.final("val_acc") if run.status == "done" else math.nan)
+        if s == seeds[0]:
+            if right is not None:
+                correct[arch, depth] = right
+            norms.setdefault(arch, {})[d] = grad_norms
+            status.setdefault(arch, {})[d] = run.status
+            if depth == b.depths[-1]:
+                deepest[arch] = run
+    data = arrays[seeds[-1]]   # the test-set sizes below (every split has the same)
 
     pairs = [((a, b.depths[-1]), ("sigmoid", b.depths[-1])) for a in ARCHITECTURES[1:]]
     pairs += [(("ReLU + residual", b.depths[-1]), ("ReLU", b.depths[-1])),
@@ -192,8 +200,8 @@ def draw(ctx, r: Result) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), layout="constrained")
     for arch in ARCHITECTURES:
-        line, = axes[0].semilogy(r.depths, [ratio(r.grad_norms[arch][str(d)]["init"]) for d in r.depths], "o-",
-                                 label=arch)
+        init_ratios = [ratio(r.grad_norms[arch][str(d)]["init"]) for d in r.depths]
+        line, = axes[0].semilogy(r.depths, init_ratios, "o-", label=arch)
         accs = [100 * float(np.mean(r.test_accuracy[arch][str(d)])) for d in r.depths]
         sweep_plot(axes[1], r.depths, accs, diverged=[r.status[arch][str(d)] != "done" for d in r.depths],
                    color=line.get_color())
@@ -202,8 +210,7 @@ def draw(ctx, r: Result) -> None:
         if h.diverged:
             mark_diverged(axes[2], h.train_loss, color=line.get_color(), label=f"{arch}: diverged (×)")
     axes[0].axhline(1, color="0.5", linestyle=":")
-    axes[0].set(ylabel="‖∂L/∂W₁‖ / ‖∂L/∂W_last‖ at init (log scale)",
-                title="First- vs last-layer gradient at init")
+    axes[0].set(ylabel="‖∂L/∂W₁‖ / ‖∂L/∂W_last‖ at init (log scale)", title="First- vs last-layer gradient at init")
     axes[1].set(ylabel=f"test accuracy (%, {r.test_examples} test digits)",
                 title=f"Test accuracy after {r.epochs} epochs (SGD + momentum 0.9, lr {r.lr:g})")
     for ax in axes[:2]:

@@ -100,7 +100,7 @@ def measure(ctx) -> Result:
     def accuracy(train_idx, test_idx, c):
         return float(fit(train_idx, c).score(x[test_idx], y[test_idx]))
 
-    with ctx.progress(len(CS) + 1 + b.n_single + b.n_repeats, "fits") as bar:
+    with ctx.progress(len(CS) + 1, "choosing C") as bar:
         tr, va, te = stratified_split(y, (0.6, 0.2, 0.2), seed=ctx.seed)
         right = {}
         for c in CS:
@@ -112,17 +112,20 @@ def measure(ctx) -> Result:
                                     metric="validation accuracy", unit="validation images")
         test_acc = accuracy(np.concatenate([tr, va]), te, chosen)
         bar.advance(1, info="test")
-        single = []
-        for _ in range(b.n_single):
-            a, t = random_split(len(y), (0.8, 0.2), seed=int(rng.integers(2 ** 31)))
-            single.append(accuracy(a, t, chosen))
-            bar.advance(1, info="single splits")
-        kfold, fold_accs = [], []
-        for _ in range(b.n_repeats):
-            folds = StratifiedKFold(b.k, shuffle=True, random_state=int(rng.integers(2 ** 31))).split(x, y)
-            fold_accs.append([accuracy(a, t, chosen) for a, t in folds])
-            kfold.append(float(np.mean(fold_accs[-1])))
-            bar.advance(1, info="k-fold")
+
+    def estimate(job):   # one accuracy estimate of the chosen C: a single 80/20 split, or one k-fold repeat
+        kind, split_seed = job
+        if kind == "single":
+            return [accuracy(*random_split(len(y), (0.8, 0.2), seed=split_seed), chosen)]
+        folds = StratifiedKFold(b.k, shuffle=True, random_state=split_seed).split(x, y)
+        return [accuracy(a, t, chosen) for a, t in folds]
+
+    jobs = [(kind, int(rng.integers(2 ** 31))) for kind, n in (("single", b.n_single), ("kfold", b.n_repeats))
+            for _ in range(n)]
+    estimates = ctx.map(estimate, jobs, "single splits and k-fold repeats")
+    single = [e[0] for (kind, _), e in zip(jobs, estimates) if kind == "single"]
+    fold_accs = [e for (kind, _), e in zip(jobs, estimates) if kind == "kfold"]
+    kfold = [float(np.mean(f)) for f in fold_accs]
     f = (1 - b.test_fraction, b.test_fraction)
     seeds = [int(s) for s in rng.integers(2 ** 31, size=b.n_prop + 1)]
     dev_random = np.array([max_proportion_deviation(y[random_split(len(y), f, s)[1]], y, N_CLASSES)

@@ -52,22 +52,29 @@ def measure(ctx) -> Result:
     seeds = ctx.seeds()
     acc = {k: {p: [] for p in PARTS} for k in KINDS}
     correct, hists, params = {}, {k: [] for k in KINDS}, {}
-    for s in seeds:
+    splits = {}
+    for s in seeds:   # each seed's own sequences: train, validation, test
         gen = torch.Generator().manual_seed(s)
-        train = both_ends_sequences(b.n_train, STEPS, VOCAB, gen)
-        val = both_ends_sequences(N_VAL, STEPS, VOCAB, gen)
-        x_test, y_test = both_ends_sequences(N_TEST, STEPS, VOCAB, gen)
-        for k, bi in KINDS.items():
-            torch.manual_seed(s)
-            model = RecurrentClassifier(VOCAB, HIDDEN, VOCAB * VOCAB, cell="rnn", bidirectional=bi)
-            hists[k].append(train_recurrent(ctx, model, train, val, epochs=b.epochs, lr=3e-3, seed=s,
-                                            regression=False, description=f"{k} seed {s}"))
-            pred = predict(model, x_test, ctx.cfg.eval_batch_size, ctx.device).argmax(1)
-            correct[k] = {"first": (pred // VOCAB == y_test // VOCAB).numpy(),
-                          "last": (pred % VOCAB == y_test % VOCAB).numpy(), "both": (pred == y_test).numpy()}
-            for p in PARTS:
-                acc[k][p].append(float(correct[k][p].mean()))
-            params[k] = count_parameters(model)
+        splits[s] = [both_ends_sequences(n, STEPS, VOCAB, gen) for n in (b.n_train, N_VAL, N_TEST)]
+
+    def train_one(job):   # one direction on one seed: (history, right/wrong per part of the test set, parameters)
+        s, k = job
+        train, val, (x_test, y_test) = splits[s]
+        torch.manual_seed(s)
+        model = RecurrentClassifier(VOCAB, HIDDEN, VOCAB * VOCAB, cell="rnn", bidirectional=KINDS[k])
+        hist = train_recurrent(ctx, model, train, val, epochs=b.epochs, lr=3e-3, seed=s, regression=False,
+                               description=f"{k} seed {s}")
+        pred = predict(model, x_test, ctx.cfg.eval_batch_size, ctx.device).argmax(1)
+        right = {"first": (pred // VOCAB == y_test // VOCAB).numpy(), "last": (pred % VOCAB == y_test % VOCAB).numpy(),
+                 "both": (pred == y_test).numpy()}
+        return hist, right, count_parameters(model)
+
+    jobs = [(s, k) for s in seeds for k in KINDS]
+    for (s, k), (hist, right, n_params) in zip(jobs, ctx.map(train_one, jobs, "directions × seeds")):
+        hists[k].append(hist)
+        correct[k], params[k] = right, n_params   # the last seed's predictions pair up in the comparisons
+        for p in PARTS:
+            acc[k][p].append(float(right[p].mean()))
 
     def versus(name_a, ka, pa, name_b, kb, pb, metric):
         return compare_runs(name_a, name_b, seeds_a=acc[ka][pa], seeds_b=acc[kb][pb],
