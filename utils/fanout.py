@@ -129,12 +129,16 @@ def _run_in_worker(index: int) -> tuple[int, Any, int]:
 
 
 def map_runs(fn: Callable[[Any], Any], items: Sequence, *, seed: int, device: Any = "cpu",
-             on_done: Callable[[int, Any], None] | None = None, workers: int | None = None) -> list:
+             on_done: Callable[[int, Any], None] | None = None, workers: int | None = None,
+             torch_runs: bool = True) -> list:
     """``[fn(item) for item in items]``, run in forked workers when more than one core is ours.
 
     ``fn`` must not depend on earlier runs: each starts from ``set_seed(run_seed(seed, i))``, and the
     global random state afterwards is ``set_seed(run_seed(seed, len(items)))`` either way.
     ``on_done(i, result)`` is called in this process as each run finishes (for a progress bar).
+    ``torch_runs``: the runs build torch optimizers, whose first one imports ``torch._dynamo`` (2.6 s);
+    it is imported here once, before the fork, instead of in every worker. False for NumPy and
+    scikit-learn runs, which never need it.
     Returns the results in the order of ``items``, and the largest worker's peak memory is folded
     into ``utils.provenance.peak_rss`` through ``record_child_peak``.
     """
@@ -151,7 +155,9 @@ def map_runs(fn: Callable[[Any], Any], items: Sequence, *, seed: int, device: An
                 on_done(i, results[i])
     else:
         import torch
-        import torch._dynamo  # noqa: F401  (the first optimizer imports it: 3 s, once here instead of in each worker)
+
+        if torch_runs:
+            import torch._dynamo  # noqa: F401
 
         from utils.console import console
 

@@ -61,7 +61,7 @@ def measure(ctx) -> Result:
 
     widest_first = sorted(WIDTHS, reverse=True)
     trained = dict(zip(widest_first, ctx.map(train_width, widest_first, "widths",
-                                             info=lambda width, _: f"2-{width}-1 trained")))
+                                             info=lambda width, _: f"2-{width}-1 trained", torch_runs=False)))
     for width in WIDTHS:
         name = f"2-{width}-1"
         bending[name], logged, c, p, z1, net_params = trained[width]

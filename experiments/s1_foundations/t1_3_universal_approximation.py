@@ -114,7 +114,8 @@ def measure(ctx) -> Result:
         return net.mse(x_train, y_train)[0], net.forward(x_test)
 
     jobs = [(s, width) for width in reversed(WIDTHS) for s in seeds]   # the widest (slowest) first
-    for (s, width), (mse, pred) in zip(jobs, ctx.map(fit, jobs, "widths", info=lambda job, _: f"width {job[1]}")):
+    runs = ctx.map(fit, jobs, "widths", info=lambda job, _: f"width {job[1]}", torch_runs=False)
+    for (s, width), (mse, pred) in zip(jobs, runs):
         si, wi = seeds.index(s), WIDTHS.index(width)
         train_mse[si, wi] = mse
         test_mse[si, wi] = ((pred - y_test) ** 2).mean(axis=(1, 2))

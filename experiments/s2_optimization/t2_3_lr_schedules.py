@@ -144,7 +144,8 @@ def measure(ctx) -> Result:
         return (*train_run(model, schedule, data, epochs=b.epochs, seed=s), getattr(schedule, "lr", None))
 
     jobs = [(s, name) for s in seeds for name in names]
-    done = ctx.map(train_one, jobs, "schedules", info=lambda j, out: f"{j[1]}: test acc {out[1].mean():.3f}")
+    done = ctx.map(train_one, jobs, "schedules", info=lambda j, out: f"{j[1]}: test acc {out[1].mean():.3f}",
+                   torch_runs=False)   # scratch NumPy training
     for (s, name), (h, correct[name], last_lr) in zip(jobs, done):
         runs[name].append(h)
         accuracy[name].append(float(correct[name].mean()))

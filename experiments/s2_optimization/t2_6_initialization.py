@@ -120,7 +120,8 @@ def measure(ctx) -> Result:
         return stats, run, right
 
     jobs = [(s, act, name) for s in seeds for act in ACTIVATIONS for name in INIT_SCHEMES]
-    runs = ctx.map(train_one, jobs, "inits", info=lambda job, out: f"{job[1]} {job[2]}: {out[1].final('val_acc'):.3f}")
+    runs = ctx.map(train_one, jobs, "inits", info=lambda job, out: f"{job[1]} {job[2]}: {out[1].final('val_acc'):.3f}",
+                   torch_runs=False)
     for (s, act, name), (stats, run, right) in zip(jobs, runs):
         if stats is not None:
             a_std.setdefault(act, {})[name], g_std.setdefault(act, {})[name] = stats

@@ -123,7 +123,7 @@ def measure(ctx) -> Result:
 
     jobs = [(s, arch, depth) for s in seeds for arch in ARCHITECTURES for depth in b.depths]
     runs = ctx.map(train_one, jobs, "architectures × depths",
-                   info=lambda job, out: f"{job[1]} depth {job[2]}: {out[0].final('val_acc'):.3f}")
+                   info=lambda job, out: f"{job[1]} depth {job[2]}: {out[0].final('val_acc'):.3f}", torch_runs=False)
     for (s, arch, depth), (run, right, grad_norms) in zip(jobs, runs):
         d = str(depth)
         acc.setdefault(arch, {}).setdefault(d, []).append(run.final("val_acc") if run.status == "done" else math.nan)

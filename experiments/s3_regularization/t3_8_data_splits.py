@@ -122,7 +122,7 @@ def measure(ctx) -> Result:
 
     jobs = [(kind, int(rng.integers(2 ** 31))) for kind, n in (("single", b.n_single), ("kfold", b.n_repeats))
             for _ in range(n)]
-    estimates = ctx.map(estimate, jobs, "single splits and k-fold repeats")
+    estimates = ctx.map(estimate, jobs, "single splits and k-fold repeats", torch_runs=False)
     single = [e[0] for (kind, _), e in zip(jobs, estimates) if kind == "single"]
     fold_accs = [e for (kind, _), e in zip(jobs, estimates) if kind == "kfold"]
     kfold = [float(np.mean(f)) for f in fold_accs]
