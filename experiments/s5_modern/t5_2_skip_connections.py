@@ -124,7 +124,7 @@ def draw(ctx, r: Result) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("training loss (cross-entropy, epoch mean)" if not per_step else
                   "training loss (cross-entropy, per step)" if window == 1 else
-                  f"training loss (cross-entropy, mean of the last {window} steps)")
+                  f"training loss (cross-entropy,\nmean of the last {window} steps)")   # one line outgrew the axes
     ax.set_title(f"Plain vs residual networks, depths {r.depths[0]} and {r.depths[-1]}, on {r.dataset}")
     legend_outside(ax)
     ctx.save_figure(fig, "training_loss")
