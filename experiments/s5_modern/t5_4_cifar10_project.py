@@ -176,7 +176,7 @@ def write_up(r: Result) -> str:
     worked, failed = [], []
     (worked if r.vs_baseline.winner == "CifarNet" else failed).append(
         f"the architecture and recipe as a whole ({pct(r.test_accuracy)} vs {pct(r.baseline_accuracy)})")
-    (worked if r.tta.winner == "flip TTA" else failed).append(f"flip test-time augmentation ({r.tta.sentence()})")
+    (worked if r.tta.winner == "flip TTA" else failed).append(f"flip test-time augmentation: {r.tta.sentence()}")
     if max(gap, gap_b) < 0.02:
         failed.append(f"regularisation's benefit is not visible at this budget: neither network over-fits (train−"
                       f"validation gap {100 * gap:+.1f} points, baseline {100 * gap_b:+.1f})")
