@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from experiments.s5_modern._shared import conv_gradient_norms, per_example_loss, split, train_classifier
+from experiments.s5_modern._shared import conv_gradient_norms, correct_on, per_example_loss, split, train_classifier
 from models import CifarResNet, count_parameters
 from utils.history import History
 from utils.plotting import legend_outside, mark_diverged, moving_average, plt
@@ -50,6 +50,7 @@ class Result:
     skip: Comparison                        # deep plain vs deep residual, per-example training loss
     degradation: Comparison                 # deep plain vs shallow plain
     deep_resnet_vs_shallow: Comparison      # deep residual vs shallow residual
+    gradient_examples: int = 512            # the one training batch the gradient norms are measured on
 
 
 def measure(ctx) -> Result:
@@ -57,6 +58,9 @@ def measure(ctx) -> Result:
     ds = ctx.load_images("cifar10", train_size=b.train_size, test_size=b.test_size)
     train, val = split(ctx, ds.x_train, ds.y_train)
     probe = (train[0][:b.probe], train[1][:b.probe])
+    # gradient norms on one training-size batch: a backward pass keeps every layer's activations, and on the
+    # 512-image probe that was 2.3 GB for plain-32 in HYBRID
+    batch = (probe[0][:b.batch_size], probe[1][:b.batch_size])
     widths = (b.width, 2 * b.width, 4 * b.width)
 
     def train_one(key):
@@ -64,13 +68,11 @@ def measure(ctx) -> Result:
         n = (int(depth) - 2) // 6
         torch.manual_seed(ctx.seed)
         model = CifarResNet((n, n, n), widths, ds.num_classes, ds.shape[0], residual=kind == "resnet").to(ctx.device)
-        at_init = conv_gradient_norms(model, *probe, ctx.device)
+        at_init = conv_gradient_norms(model, *batch, ctx.device)
         h = train_classifier(ctx, model, train, val, epochs=b.epochs, lr=b.lr, batch_size=b.batch_size,
                              weight_decay=1e-4, description=key)
-        with torch.no_grad():
-            model.eval()
-            acc = float((model(ds.x_test.to(ctx.device)).argmax(1).cpu() == ds.y_test).float().mean())
-        return (h, at_init, conv_gradient_norms(model, *probe, ctx.device), count_parameters(model),
+        acc = float(correct_on(model, ds.x_test, ds.y_test, ctx.device, ctx.cfg.eval_batch_size).mean())
+        return (h, at_init, conv_gradient_norms(model, *batch, ctx.device), count_parameters(model),
                 per_example_loss(model, *probe, ctx.device), acc)
 
     keys = [f"{kind}_{depth}" for depth in sorted(b.depths, reverse=True) for kind in ("plain", "resnet")]  # deep first
@@ -94,7 +96,7 @@ def measure(ctx) -> Result:
                deep_resnet_verdict=deeper_res.verdict())
     return Result(ds.label, list(b.depths), b.width, histories, g0, g1, params, final,
                   {k: float(v.mean()) for k, v in losses.items()}, test_acc, len(ds.y_test), len(probe[1]),
-                  skip, degradation, deeper_res)
+                  skip, degradation, deeper_res, len(batch[1]))
 
 
 STYLE = {"plain": "-", "resnet": "--"}
@@ -138,7 +140,7 @@ def draw(ctx, r: Result) -> None:
         ax.set_title(when)
     axes[0].set_ylabel("‖∂loss/∂W‖₂ on one batch (log scale)")
     legend_outside(axes[1])
-    fig.suptitle(f"Per-layer gradient norms, plain vs ResNet, on {r.dataset} ({r.probe_examples} training images)")
+    fig.suptitle(f"Per-layer gradient norms, plain vs ResNet, on {r.dataset} ({r.gradient_examples} training images)")
     ctx.save_figure(fig, "gradient_norms")
 
 

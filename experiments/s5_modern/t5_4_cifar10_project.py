@@ -28,6 +28,7 @@ from models import CifarNet, SmallCNN, count_parameters
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, legend_outside, plt
 from utils.report import Comparison, compare_predictions, confusion_matrix, describe_accuracy, pct, table
+from utils.train import predict
 
 BUDGET = {
     "tiny": {"widths": [8, 16, 16, 32], "epochs": 1, "train_size": 300, "test_size": 200, "lr": 0.05,
@@ -90,9 +91,10 @@ def measure(ctx) -> Result:
     ok = correct_on(model, ds.x_test, ds.y_test, ctx.device, ctx.cfg.eval_batch_size, tta=True)
     ok_plain = correct_on(model, ds.x_test, ds.y_test, ctx.device, ctx.cfg.eval_batch_size)
     ok_base = correct_on(base, ds.x_test, ds.y_test, ctx.device, ctx.cfg.eval_batch_size)
+    # in batches: the whole test set in one forward pass held 6 GB of activations in HYBRID
+    logits = (predict(model, ds.x_test, ctx.cfg.eval_batch_size, ctx.device)
+              + predict(model, ds.x_test.flip(-1), ctx.cfg.eval_batch_size, ctx.device))
     with torch.no_grad():
-        model.eval()
-        logits = model(ds.x_test.to(ctx.device)) + model(ds.x_test.flip(-1).to(ctx.device))
         acts = model.stem(ds.x_test[:SHOWN].to(ctx.device))[:, :CHANNELS].cpu().numpy()
     cm = confusion_matrix(ds.y_test.numpy(), logits.argmax(1).cpu().numpy(), ds.num_classes)
     vs = compare_predictions("CifarNet", ok, "SmallCNN baseline", ok_base)
