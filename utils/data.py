@@ -90,7 +90,7 @@ class ImageData:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])
+        return tuple(self.x_test.shape[1:])   # (a task may drop its training tensors once it has split them)
 
     @property
     def num_classes(self) -> int:
