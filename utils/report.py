@@ -58,7 +58,7 @@ class Comparison:
     value_b: float
     diff: float                  # value_a - value_b, in the metric's units
     half_width: float            # 95% interval half-width of diff (seeds: sum of the two std devs)
-    method: str                  # "seeds" | "mcnemar" | "bootstrap"
+    method: str                  # "seeds" | "mcnemar" | "bootstrap" (paired) | "bootstrap_unpaired" | "binomial"
     n: int                       # seeds per side, or test examples
     higher_is_better: bool = True
     p_value: float | None = None
@@ -98,7 +98,8 @@ class Comparison:
         unit = self.unit
         p = "p < 0.001" if self.p_value is not None and self.p_value < 0.001 else (
             f"p = {self.p_value:.2g}" if self.p_value is not None else "")
-        test = "McNemar" if self.method == "mcnemar" else "paired bootstrap"
+        test = {"mcnemar": "McNemar", "binomial": "unpaired two-proportion test",
+                "bootstrap_unpaired": "bootstrap of each set on its own"}.get(self.method, "paired bootstrap")
         return f"95% interval ±{self._size(self.half_width)}, {p}, {test}, {self.n} {unit}".replace(", ,", ",")
 
     def verdict(self) -> str:

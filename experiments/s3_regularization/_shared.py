@@ -238,5 +238,5 @@ def compare_spread(name_a: str, a, name_b: str, b, *, n_boot: int = 2000, seed: 
     if lo <= 0 <= hi:
         p = max(p, ALPHA)
     return Comparison(name_a, name_b, float(a.std(ddof=1)), float(b.std(ddof=1)), diff,
-                      float(max(hi - diff, diff - lo)), "bootstrap", int(a.size + b.size), False, p, True, "standard deviation of the accuracy estimate",
-                      "estimates, each set resampled on its own")
+                      float(max(hi - diff, diff - lo)), "bootstrap_unpaired", int(a.size + b.size), False, p, True,
+                      "standard deviation of the accuracy estimate", "estimates")

@@ -78,3 +78,9 @@ def test_result_round_trips_through_json(tmp_path):
     save_result(tmp_path / "result.json", r)
     back = load_result(Result, tmp_path / "result.json")
     assert write_up(back) == write_up(r)
+
+
+def test_the_spread_rule_names_an_unpaired_bootstrap():
+    # the two sets of estimates are independent: the sentence must not call the bootstrap paired
+    text = compare_spread("5-fold CV", [0.96, 0.97, 0.965, 0.968], "single split", [0.95, 0.98, 0.93, 0.99]).sentence()
+    assert "bootstrap of each set on its own" in text and "paired" not in text
