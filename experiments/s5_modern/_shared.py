@@ -58,9 +58,14 @@ def train_classifier(ctx, model, train, val, *, epochs: int, lr: float, optimize
                    seed=ctx.seed if seed is None else seed)
 
 
-def split(ctx, x, y, seed: int | None = None):
-    """Training/validation split by the preset's fraction (at least one validation image)."""
-    return train_val_split(x, y, ctx.cfg.val_fraction, seed=ctx.seed if seed is None else seed)
+def split(ctx, ds, seed: int | None = None):
+    """(train, val) from ``ds``'s training images by the preset's fraction (at least one validation image).
+
+    The split holds copies, so ``ds`` lets go of its own training tensors: all of the CIFAR-shaped
+    stand-in is 740 MB as float32, and keeping both put 5.4 over 3 GB in HYBRID."""
+    train, val = train_val_split(ds.x_train, ds.y_train, ctx.cfg.val_fraction, seed=ctx.seed if seed is None else seed)
+    ds.x_train = ds.y_train = None
+    return train, val
 
 
 @torch.no_grad()

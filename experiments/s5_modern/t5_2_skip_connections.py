@@ -56,7 +56,7 @@ class Result:
 def measure(ctx) -> Result:
     b = ctx.budget
     ds = ctx.load_images("cifar10", train_size=b.train_size, test_size=b.test_size)
-    train, val = split(ctx, ds.x_train, ds.y_train)
+    train, val = split(ctx, ds)
     probe = (train[0][:b.probe], train[1][:b.probe])
     # gradient norms on one training-size batch: a backward pass keeps every layer's activations, and on the
     # 512-image probe that was 2.3 GB for plain-32 in HYBRID
