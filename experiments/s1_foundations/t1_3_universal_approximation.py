@@ -117,10 +117,10 @@ def measure(ctx) -> Result:
     runs = ctx.map(fit, jobs, "widths", info=lambda job, _: f"width {job[1]}", torch_runs=False)
     for (s, width), (mse, pred) in zip(jobs, runs):
         si, wi = seeds.index(s), WIDTHS.index(width)
-        train_mse[si, wi] = mse
-        test_mse[si, wi] = ((pred - y_test) ** 2).mean(axis=(1, 2))
+        sq = (pred - y_test) ** 2   # (functions, points, 1)
+        train_mse[si, wi], test_mse[si, wi] = mse, sq.mean(axis=(1, 2))
         if si == 0:
-            sq_err[wi] = ((pred - y_test) ** 2)[:, :, 0]
+            sq_err[wi] = sq[:, :, 0]
             if width in SHOWN:
                 fits[width] = pred[:, :, 0]
 
