@@ -136,8 +136,8 @@ def draw(ctx, r: Result) -> None:
         for key, g in grads.items():
             ax.plot(range(1, len(g) + 1), g, marker=".", **_style(key, r.depths))
         ax.set_yscale("log")
-        ax.set_xlabel("3×3 conv layer (1 = first, input side)")
-        ax.set_title(when)
+        ax.set(xlabel="3×3 conv layer (1 = first, input side)", title=when)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # layers are counted, not measured
     axes[0].set_ylabel("‖∂loss/∂W‖₂ on one batch (log scale)")
     legend_outside(axes[1])
     fig.suptitle(f"Per-layer gradient norms, plain vs ResNet, on {r.dataset} ({r.gradient_examples} training images)")
