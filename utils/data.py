@@ -12,6 +12,7 @@ import gzip
 import io
 import pickle
 import struct
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -372,8 +373,12 @@ def load_images(name: str, *, data_dir: Path | None = None, allow_fallback: bool
         x_tr, x_te = _as_cifar_shape(x_tr), _as_cifar_shape(x_te)
 
     def to_tensor(x):   # uint8 (N, H, W[, C]) -> float32 (N, C, H, W) in [0, 1], one float copy only
-        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-        return torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+        x = np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
+        with warnings.catch_warnings():
+            # A whole dataset read from its file is a read-only buffer; torch warns that it cannot share
+            # it safely. The uint8 view is never written: .float() copies it at once.
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            return torch.from_numpy(x).float().div_(255.0)
 
     x_tr_t, x_te_t = to_tensor(x_tr), to_tensor(x_te)
     # Normalise with the training set's per-channel statistics, in place: all of the CIFAR-shaped stand-in

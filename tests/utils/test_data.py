@@ -7,6 +7,7 @@ import io
 import struct
 import tarfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,15 @@ def test_real_mnist_from_data_dir_is_used_and_normalised(tmp_path):
     assert abs(float(ds.x_train.mean())) < 1e-4 and abs(float(ds.x_train.std()) - 1) < 1e-2
     shown = ds.to_display(ds.x_test[:3])
     assert shown.shape == (3, 28, 28) and shown.min() >= 0 and shown.max() <= 1
+
+
+def test_whole_dataset_from_a_read_only_file_loads_without_a_warning(tmp_path):
+    # No subset: the tensors come straight from read_idx's read-only buffer (FULL and HYBRID runs)
+    make_mnist_folder(tmp_path / "mnist")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = data_mod.load_images("mnist", data_dir=tmp_path)
+    assert not ds.standin and len(ds.y_train) > 0
 
 
 def test_missing_mnist_falls_back_quickly_with_label(tmp_path):
