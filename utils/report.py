@@ -86,11 +86,25 @@ class Comparison:
         w = self.winner
         return None if w is None else (self.name_b if w == self.name_a else self.name_a)
 
+    @property
+    def _decimals(self) -> int:
+        """1, or 2 when two different percentages would both show as the same one-decimal value."""
+        same = f"{100 * self.value_a:.1f}" == f"{100 * self.value_b:.1f}"
+        return 2 if self.percent and same and self.diff != 0 else 1
+
     def _size(self, x: float) -> str:
-        return f"{100 * abs(x):.1f} points" if self.percent else f"{abs(x):.3g}"
+        return f"{100 * abs(x):.{self._decimals}f} points" if self.percent else f"{abs(x):.3g}"
 
     def _value(self, x: float) -> str:
-        return pct(x) if self.percent else f"{x:.4g}"
+        return pct(x, self._decimals) if self.percent else f"{x:.4g}"
+
+    def _shown_diff(self) -> str:
+        """Δ as the difference of the two values as shown, so the sentence's arithmetic checks out by eye
+        (82.05% and 82.15% show as 82.0% and 82.2%: Δ 0.2, not 0.1, points). Off by at most one last digit."""
+        if not self.percent:
+            return self._size(self.diff)
+        d = self._decimals
+        return self._size((float(f"{100 * self.value_a:.{d}f}") - float(f"{100 * self.value_b:.{d}f}")) / 100)
 
     def _evidence(self) -> str:
         if self.method == "seeds":
@@ -113,9 +127,9 @@ class Comparison:
         w = self.winner
         if w is None:
             return (f"No measurable difference between {self.name_a} and {self.name_b} in {self.metric} "
-                    f"({values}; Δ {self._size(self.diff)}, {self._evidence()}).")
+                    f"({values}; Δ {self._shown_diff()}, {self._evidence()}).")
         better = "higher" if self.higher_is_better else "lower"
-        return (f"{sentence_case(w)} beats {self.loser} in {self.metric} by {self._size(self.diff)} "
+        return (f"{sentence_case(w)} beats {self.loser} in {self.metric} by {self._shown_diff()} "
                 f"({better} is better; {values}; {self._evidence()}).")
 
 

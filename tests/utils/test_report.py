@@ -1,6 +1,8 @@
 """The comparison rule: ties are ties, clear wins are named, with the right statistic."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,19 @@ def test_confusion_matrix_and_per_class_report_match_scikit_learn():
             assert ours[c][key] == pytest.approx(theirs[c][key], abs=1e-12), (c, key)
     assert ours["d"]["support"] == 0 and ours["e"]["precision"] == 0.0 and ours["e"]["support"] > 0
     assert np.array_equal(confusion_matrix([0, 1, 2], [0, -1, 2], 3), np.diag([1, 0, 1]))  # -1: no prediction
+
+
+@pytest.mark.parametrize("right_a, right_b, shown", [
+    (340, 290, "A 94.4%, B 80.6%"),        # Δ 13.89 points: shown as 13.8, the difference of what is shown
+    (1641, 1643, "A 82.0%, B 82.2%"),      # 82.05% and 82.15%: Δ 0.2 as shown (0.1 unrounded)
+    (1640, 1641, "A 82.00%, B 82.05%"),    # same one-decimal value, different accuracies: two decimals
+])
+def test_the_shown_difference_is_the_difference_of_the_shown_values(right_a, right_b, shown):
+    n = 360 if right_a < 1000 else 2000
+    a, b = np.arange(n) < right_a, np.arange(n) < right_b
+    text = compare_predictions("A", a, "B", b).sentence()
+    values = [float(v) for v in re.findall(r"[AB] (\d+\.\d+)%", text)]
+    size = re.search(r"(?:by|Δ) (\d+\.\d+) points", text).group(1)
+    decimals = len(size.split(".")[1])
+    assert f"{abs(values[0] - values[1]):.{decimals}f}" == size, text
+    assert shown in text, text
