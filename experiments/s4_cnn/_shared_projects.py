@@ -236,33 +236,6 @@ def product_augmentation(*, flips: bool, shifts: bool, erasing: bool):
     return compose(*steps) if steps else None
 
 
-def fastest_thread_count(model, x, y, loss_fn, candidates) -> tuple[int, dict[int, float]]:
-    """The intra-op thread count (of ``candidates``) with the fastest training step, and all timings. On a shared
-    CPU a second thread can make each step *slower* (every parallel region waits for the descheduled thread), so
-    this is measured: median of 3 forward + backward passes after a warm-up. Weights, buffers, grads are restored."""
-    from utils.train import state_copy
-
-    saved, before = state_copy(model), torch.get_num_threads()
-    model.train()
-    timings = {}
-    try:
-        for n in candidates:
-            torch.set_num_threads(n)
-            times = []
-            for _ in range(4):
-                t0 = time.perf_counter()
-                loss_fn(model(x), y).backward()
-                times.append(time.perf_counter() - t0)
-                if len(times) == 2 and timings and times[1] > 2 * min(timings.values()):
-                    break  # clearly slower already: do not waste more time measuring it
-            timings[n] = float(np.median(times[1:]))
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.load_state_dict(saved)
-        torch.set_num_threads(before)
-    return min(timings, key=timings.get), timings
-
-
 def inference_latency(model, x, batch_sizes=(1, 16, 256), *, warmup: int = 5, repeats: int = 30,
                       single_repeats: int | None = None, max_seconds: float = 3.0) -> dict[int, dict[str, float]]:
     """Median forward-pass time of ``model`` (eval mode, no autograd) per batch size (clipped to len(x)): ``warmup``

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from experiments.s4_cnn._shared_projects import (MIRROR_SYMMETRIC, Baseline, baseline_from_43, comparison_sentence,
-                                                 fastest_thread_count, inference_latency, product_augmentation,
-                                                 steps_plan)
+                                                 inference_latency, product_augmentation, steps_plan)
 from models import ProductClassifier, count_parameters
 from utils.data import train_val_split
+from utils.fanout import available_cores
 from utils.history import History
 from utils.plotting import confusion_matrix_plot, history_figure, legend_outside, mistakes_figure, plt
 from utils.report import (Comparison, compare_predictions, confusion_matrix, confusion_sentence, describe_accuracy,
@@ -59,7 +59,7 @@ class Result:
     predicted_classes: int               # how many classes the network predicts at all
     baseline: Baseline                   # 4.3's SmallCNN on the same data
     latency: dict[str, dict[str, dict[str, float]]]  # threads -> batch size -> ms_per_image, images_per_second, ...
-    thread_probes: list[dict[str, float]]  # threads -> seconds per training step, before each epoch
+    train_threads: int                   # torch threads during training (the task declares one)
     mistake_images: np.ndarray           # the most confident mistakes, for display
     mistake_true: list[int]
     mistake_pred: list[int]
@@ -79,36 +79,25 @@ def measure(ctx) -> Result:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=b.max_lr, total_steps=steps, pct_start=0.25)
     augment = product_augmentation(flips=flips, shifts=b.shifts, erasing=b.erasing)
     loss_fn = partial(F.cross_entropy, label_smoothing=b.smoothing)
-    # Thread count: measured before training and after every epoch, because other jobs on a shared CPU
-    # come and go, and a second thread can make each step slower (see fastest_thread_count).
-    threads_before = torch.get_num_threads()
-    candidates = sorted({1, threads_before})
-    probes: list[dict[int, float]] = []
-    probe_x, probe_y = train[0][:batch_size].to(ctx.device, memory_format=torch.channels_last), train[1][:batch_size]
-
-    def choose_threads(*_):
-        if ctx.device.type == "cpu" and len(candidates) > 1:
-            best, timings = fastest_thread_count(model, probe_x, probe_y, loss_fn, candidates)
-            probes.append(timings)
-            torch.set_num_threads(best)
-
+    # Training runs on the one thread the task declares: with batch norm and the channels-last layout the numbers
+    # depend on the thread count, so a second thread would make them depend on the machine and on --jobs.
+    train_threads = torch.get_num_threads()
+    history = ctx.fit(model, train, val, epochs=epochs, optimizer=opt, scheduler=sched, scheduler_per_batch=True,
+                      batch_size=batch_size, augment=augment, description="product CNN", loss_fn=loss_fn)
+    ctx.save_weights(model)
+    logits = predict(model, ds.x_test, ctx.cfg.eval_batch_size, ctx.device)
+    # Test-time augmentation where mirror images are valid inputs: average the two predictions.
+    mirrored = predict(model, ds.x_test.flip(-1), ctx.cfg.eval_batch_size, ctx.device) if flips else None
+    # Inference speed with one thread and with every core this process may use (timing only: results unaffected).
+    latency = {}
     try:
-        choose_threads()
-        history = ctx.fit(model, train, val, epochs=epochs, optimizer=opt, scheduler=sched, scheduler_per_batch=True,
-                          batch_size=batch_size, augment=augment, description="product CNN", loss_fn=loss_fn,
-                          on_epoch_end=choose_threads)
-        ctx.save_weights(model)
-        logits = predict(model, ds.x_test, ctx.cfg.eval_batch_size, ctx.device)
-        # Test-time augmentation where mirror images are valid inputs: average the two predictions.
-        mirrored = predict(model, ds.x_test.flip(-1), ctx.cfg.eval_batch_size, ctx.device) if flips else None
-        latency = {}
-        for n in candidates:  # one image at a time (an online shop's request) and in batches, per thread count
+        for n in sorted({1, available_cores()}):
             torch.set_num_threads(n)
             latency[str(n)] = {str(k): v for k, v in inference_latency(
                 model.cpu(), ds.x_test, b.latency_batches, warmup=b.warmup, repeats=b.repeats,
                 single_repeats=b.single_repeats, max_seconds=b.max_seconds).items()}
     finally:
-        torch.set_num_threads(threads_before)
+        torch.set_num_threads(train_threads)
     pred, true = logits.argmax(1).numpy(), ds.y_test.numpy()
     correct = pred == true
     tta = None if mirrored is None else compare_predictions(  # mirrored-image averaging vs plain, same images
@@ -137,13 +126,12 @@ def measure(ctx) -> Result:
                most_confused={"true": ds.classes[ti], "predicted": ds.classes[pi], "count": n_confused},
                steps=steps, train_status=history.status, train_seconds=history.seconds,
                epoch_seconds=history.epoch_seconds, val_accuracy=history.val_acc, predicted_classes=len(set(pred)),
-               threads_per_epoch=[min(t, key=t.get) for t in probes[:history.epochs]],
-               thread_probes_seconds_per_step=[{str(k): v for k, v in p.items()} for p in probes],
+               train_threads=train_threads,
                vs_4_3={"available": baseline.available, "accuracy_4_3": baseline.test_accuracy, "note": baseline.note},
                verdict=baseline.comparison.verdict() if baseline.comparison else "not compared with 4.3",
                **{k: v for k, v in recipe.items() if k != "target"})
     return Result(ds.label, ctx.mode, list(ds.classes), recipe, history, steps, test_acc, len(true), tta, cm,
-                  len(set(pred)), baseline, latency, [{str(k): v for k, v in p.items()} for p in probes],
+                  len(set(pred)), baseline, latency, train_threads,
                   ds.to_display(ds.x_test[shown]), true[shown].tolist(), pred[shown].tolist(),
                   probs[shown, pred[shown]].tolist())
 
@@ -263,10 +251,6 @@ def write_up(r: Result) -> str:
                      " (above 1 means the extra thread slowed it down; possible causes: a small batch gives too little "
                      "work to split, and another program on the CPU makes each parallel step wait for the thread it "
                      "interrupted)."))
-    thread_note = "" if not r.thread_probes else (
-        "Threads were chosen by a timing probe (forward + backward pass of one batch) before each epoch; before the "
-        "first it measured " + ", ".join(f"{1000 * t:.0f} ms with {n} thread(s)" for n, t in r.thread_probes[0].items())
-        + ".")
     rows = [(r.classes[i], pct(per_class[i]), pct(base.per_class[r.classes[i]]) if r.classes[i] in base.per_class
              else "–", int(r.confusion[i].sum())) for i in order]
     lat_rows = [(s, *(f"{lat[n][s]['ms_per_image']:.3f} ms / {lat[n][s]['images_per_second']:,.0f}" for n in lat))
@@ -278,8 +262,8 @@ Three convolution blocks ({rc['convs_per_block']} × (3×3 conv → batch norm �
 {rc['parameters']:,} parameters, channels-last layout. AdamW (weight decay {rc['weight_decay']}), one-cycle learning
 rate peaking at {rc['max_lr']}, cross-entropy with label smoothing {rc['label_smoothing']},
 {('augmentation: ' + ', '.join(aug)) if aug else 'no augmentation'}. **{r.steps} optimizer steps**: {h.epochs} epoch(s)
-of {rc['train_examples']:,} images in batches of {rc['batch_size']} ({h.seconds:.0f} s){"; **diverged**" * h.diverged}.
-{thread_note} At the last epoch {gap_note}.
+of {rc['train_examples']:,} images in batches of {rc['batch_size']} ({h.seconds:.0f} s on {r.train_threads} thread(s),
+so that the numbers do not depend on the machine's core count){"; **diverged**" * h.diverged}. At the last epoch {gap_note}.
 
 ## Result
 **{describe_accuracy(r.test_accuracy, r.test_examples)}** on the {r.dataset} test set.{target}{collapse}{tta}
