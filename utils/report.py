@@ -95,16 +95,22 @@ class Comparison:
     def _size(self, x: float) -> str:
         return f"{100 * abs(x):.{self._decimals}f} points" if self.percent else f"{abs(x):.3g}"
 
-    def _value(self, x: float) -> str:
+    def shown(self, x: float) -> str:
+        """A value as the sentence shows it: '82.0%' (two decimals when A and B would otherwise look equal)."""
         return pct(x, self._decimals) if self.percent else f"{x:.4g}"
 
-    def _shown_diff(self) -> str:
-        """Δ as the difference of the two values as shown, so the sentence's arithmetic checks out by eye
-        (82.05% and 82.15% show as 82.0% and 82.2%: Δ 0.2, not 0.1, points). Off by at most one last digit."""
+    def shown_diff(self, signed: bool = False) -> str:
+        """Δ = A − B (points for percentages) as the difference of the two values as shown, so the arithmetic
+        checks out by eye: 82.05% and 82.15% show as 82.0% and 82.2%, so Δ 0.2, not 0.1. Off by at most one
+        last digit."""
         if not self.percent:
-            return self._size(self.diff)
+            return f"{self.diff:+.3g}" if signed else f"{abs(self.diff):.3g}"
         d = self._decimals
-        return self._size((float(f"{100 * self.value_a:.{d}f}") - float(f"{100 * self.value_b:.{d}f}")) / 100)
+        delta = float(f"{100 * self.value_a:.{d}f}") - float(f"{100 * self.value_b:.{d}f}") + 0.0  # no "-0.0"
+        return f"{delta:+.{d}f}" if signed else f"{abs(delta):.{d}f}"
+
+    def _shown_size(self) -> str:
+        return self.shown_diff() + (" points" if self.percent else "")
 
     def _evidence(self) -> str:
         if self.method == "seeds":
@@ -123,13 +129,13 @@ class Comparison:
 
     def sentence(self) -> str:
         """One sentence with both values, the difference and the evidence."""
-        values = f"{self.name_a} {self._value(self.value_a)}, {self.name_b} {self._value(self.value_b)}"
+        values = f"{self.name_a} {self.shown(self.value_a)}, {self.name_b} {self.shown(self.value_b)}"
         w = self.winner
         if w is None:
             return (f"No measurable difference between {self.name_a} and {self.name_b} in {self.metric} "
-                    f"({values}; Δ {self._shown_diff()}, {self._evidence()}).")
+                    f"({values}; Δ {self._shown_size()}, {self._evidence()}).")
         better = "higher" if self.higher_is_better else "lower"
-        return (f"{sentence_case(w)} beats {self.loser} in {self.metric} by {self._shown_diff()} "
+        return (f"{sentence_case(w)} beats {self.loser} in {self.metric} by {self._shown_size()} "
                 f"({better} is better; {values}; {self._evidence()}).")
 
 

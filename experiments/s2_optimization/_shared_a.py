@@ -99,15 +99,15 @@ def optimizer_trajectory(surface, name: str, lr: float, steps: int, start=None):
 
 def comparison_table(comps) -> str:
     """A Markdown table of Comparisons (the leader against each other one): values, Δ, interval, verdict."""
-    from utils.report import pct, table
+    from utils.report import table
 
     rows = []
     for c in comps:
         p = "" if c.p_value is None else ("< 0.001" if c.p_value < 0.001 else f"{c.p_value:.2g}")
         evidence = (f"margin: sum of seed std devs, {c.n} seeds" if c.method == "seeds" else
                     f"{c.method}, 95% interval, {c.n} test examples")
-        rows.append((f"{c.name_a} vs {c.name_b}", f"{pct(c.value_a)} vs {pct(c.value_b)}",
-                     f"{100 * c.diff:+.1f} ± {100 * c.half_width:.1f}", p or "—", evidence, c.verdict()))
+        rows.append((f"{c.name_a} vs {c.name_b}", f"{c.shown(c.value_a)} vs {c.shown(c.value_b)}",
+                     f"{c.shown_diff(signed=True)} ± {100 * c.half_width:.1f}", p or "—", evidence, c.verdict()))
     return table(["comparison", "accuracy", "Δ ± margin (points)", "p", "evidence", "verdict"], rows)
 
 

@@ -281,12 +281,12 @@ def comparison_sentence(c: Comparison, n_a: int | None = None, n_b: int | None =
         return c.sentence()
     (la, ha), (lb, hb) = accuracy_interval(c.value_a, n_a or c.n), accuracy_interval(c.value_b, n_b or c.n)
     evidence = (f"95% intervals {100 * la:.1f}–{100 * ha:.1f}% ({n_a or c.n} test images) and {100 * lb:.1f}–"
-                f"{100 * hb:.1f}% ({n_b or c.n}); unpaired two-proportion test, Δ {100 * abs(c.diff):.1f} ± "
+                f"{100 * hb:.1f}% ({n_b or c.n}); unpaired two-proportion test, Δ {c.shown_diff()} ± "
                 f"{100 * c.half_width:.1f} points, p = {c.p_value:.2g}")
     if c.p_value is not None and c.p_value < ALPHA and c.winner:
-        return f"{sentence_case(c.winner)} beats {c.loser} in test accuracy ({pct(c.value_a)} vs {pct(c.value_b)}; {evidence})."
+        return f"{sentence_case(c.winner)} beats {c.loser} in test accuracy ({c.shown(c.value_a)} vs {c.shown(c.value_b)}; {evidence})."
     return (f"No measurable difference between {c.name_a} and {c.name_b} in test accuracy "
-            f"({pct(c.value_a)} vs {pct(c.value_b)}; {evidence}).")
+            f"({c.shown(c.value_a)} vs {c.shown(c.value_b)}; {evidence}).")
 
 
 @dataclass

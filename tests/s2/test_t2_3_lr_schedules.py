@@ -73,3 +73,12 @@ def test_write_up_names_a_clear_winner():
     assert "**one-cycle is the best schedule here**: it measurably beats each of the other nine." in text
     assert "As the textbook expects, scheduling helped: One-cycle beats constant" in text
     assert "No measurable difference between linear warm-up (10%) and constant" in text   # both 75%
+
+
+def test_comparison_table_shows_the_difference_of_the_shown_accuracies():
+    from experiments.s2_optimization._shared_a import comparison_table
+    from utils.report import compare_predictions
+
+    a, b = np.arange(2000) < 1641, np.arange(2000) < 1643          # 82.05% and 82.15%: shown as 82.0% and 82.2%
+    row = comparison_table([compare_predictions("cosine", a, "step", b)]).splitlines()[-1]
+    assert "82.0% vs 82.2%" in row and "-0.2 ±" in row
