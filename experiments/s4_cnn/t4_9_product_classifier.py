@@ -60,7 +60,7 @@ class Result:
     predicted_classes: int               # how many classes the network predicts at all
     baseline: Baseline                   # 4.3's SmallCNN on the same data
     latency: dict[str, dict[str, dict[str, float]]]  # threads -> batch size -> ms_per_image, images_per_second, ...
-    train_threads: int                   # torch threads during training (the task declares one)
+    train_threads: int                   # torch threads during CPU training (the task declares one); 0 on a GPU
     mistake_images: np.ndarray           # the most confident mistakes, for display
     mistake_true: list[int]
     mistake_pred: list[int]
@@ -82,7 +82,8 @@ def measure(ctx) -> Result:
     loss_fn = partial(F.cross_entropy, label_smoothing=b.smoothing)
     # Training runs on the one thread the task declares: with batch norm and the channels-last layout the numbers
     # depend on the thread count, so a second thread would make them depend on the machine and on --jobs.
-    train_threads = torch.get_num_threads()
+    threads = torch.get_num_threads()
+    train_threads = threads if ctx.device.type == "cpu" else 0
     history = ctx.fit(model, train, val, epochs=epochs, optimizer=opt, scheduler=sched, scheduler_per_batch=True,
                       batch_size=batch_size, augment=augment, description="product CNN", loss_fn=loss_fn)
     ctx.save_weights(model)
@@ -98,7 +99,7 @@ def measure(ctx) -> Result:
                 model.cpu(), ds.x_test, b.latency_batches, warmup=b.warmup, repeats=b.repeats,
                 single_repeats=b.single_repeats, max_seconds=b.max_seconds).items()}
     finally:
-        torch.set_num_threads(train_threads)
+        torch.set_num_threads(threads)
     pred, true = logits.argmax(1).numpy(), ds.y_test.numpy()
     correct = pred == true
     tta = None if mirrored is None else compare_predictions(  # mirrored-image averaging vs plain, same images
@@ -163,7 +164,7 @@ def draw(ctx, r: Result) -> None:
     base = r.baseline
     if base.per_class:
         ax.plot([base.per_class.get(r.classes[i], np.nan) for i in order], np.arange(len(order)), "D",
-                color="#ff7f0e", label="4.3 SmallCNN")
+                color="#ff7f0e", label="4.3 SmallCNN", zorder=5)  # above the value labels' white boxes
     for y_pos, i in enumerate(order):
         ax.text(per_class[i] + 0.004, y_pos, pct(per_class[i]), va="center", ha="left", fontsize=7,
                 bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
@@ -252,6 +253,8 @@ def write_up(r: Result) -> str:
                      " (above 1 means the extra thread slowed it down; possible causes: a small batch gives too little "
                      "work to split, and another program on the CPU makes each parallel step wait for the thread it "
                      "interrupted)."))
+    threads = (f" on {r.train_threads} CPU thread(s), so that the numbers do not depend on the machine's core count"
+               if r.train_threads else " on the GPU")
     rows = [(r.classes[i], pct(per_class[i]), pct(base.per_class[r.classes[i]]) if r.classes[i] in base.per_class
              else "–", int(r.confusion[i].sum())) for i in order]
     lat_rows = [(s, *(f"{lat[n][s]['ms_per_image']:.3f} ms / {lat[n][s]['images_per_second']:,.0f}" for n in lat))
@@ -263,8 +266,8 @@ Three convolution blocks ({rc['convs_per_block']} × (3×3 conv → batch norm �
 {rc['parameters']:,} parameters, channels-last layout. AdamW (weight decay {rc['weight_decay']}), one-cycle learning
 rate peaking at {rc['max_lr']}, cross-entropy with label smoothing {rc['label_smoothing']},
 {('augmentation: ' + ', '.join(aug)) if aug else 'no augmentation'}. **{r.steps} optimizer steps**: {h.epochs} epoch(s)
-of {rc['train_examples']:,} images in batches of {rc['batch_size']} ({h.seconds:.0f} s on {r.train_threads} thread(s),
-so that the numbers do not depend on the machine's core count){"; **diverged**" * h.diverged}. At the last epoch {gap_note}.
+of {rc['train_examples']:,} images in batches of {rc['batch_size']} ({h.seconds:.0f} s{threads}){"; **diverged**" * h.diverged}.
+At the last epoch {gap_note}.
 
 ## Result
 **{describe_accuracy(r.test_accuracy, r.test_examples)}** on the {r.dataset} test set.{target}{collapse}{tta}

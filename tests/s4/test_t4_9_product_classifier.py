@@ -1,6 +1,7 @@
 """4.9: the step budget, augmentation, speed measurements, the comparison with 4.3, and the write-up's verdicts."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from types import SimpleNamespace
 
@@ -93,6 +94,8 @@ def test_compare_intervals_unpaired_rule():
     assert tie.winner is None
     text = comparison_sentence(tie, 360, 2000)
     assert text.startswith("No measurable difference") and "unpaired two-proportion test" in text and "(360" in text
+    near = compare_intervals("A", 0.8205, 2000, "B", 0.8215, 2000)   # shown as 82.0% and 82.2%
+    assert "(82.0% vs 82.2%;" in comparison_sentence(near) and "Δ 0.2 ±" in comparison_sentence(near)
 
 
 class _Prev:
@@ -177,4 +180,6 @@ def test_write_up_flags_collapsed_predictions_and_a_missing_baseline():
 def test_write_up_says_training_used_one_thread_and_why():
     correct = np.arange(2000) % 10 != 0
     text = " ".join(t49.write_up(_result(correct, correct)).split())
-    assert "on 1 thread(s), so that the numbers do not depend on the machine's core count" in text
+    assert "on 1 CPU thread(s), so that the numbers do not depend on the machine's core count" in text
+    gpu = " ".join(t49.write_up(dataclasses.replace(_result(correct, correct), train_threads=0)).split())
+    assert "on the GPU" in gpu and "thread(s)" not in gpu.split("## Inference speed")[0]
