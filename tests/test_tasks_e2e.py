@@ -53,6 +53,8 @@ def test_task_runs_in_tiny_mode(task_id, run_tiny, monkeypatch):
     analysis = (out / "analysis.md").read_text()
     assert analysis.startswith(f"# {task_id} ") and len(analysis) > 300
     assert "may be noise" not in analysis and "one seed only" not in analysis
+    named = set(re.findall(r"`([\w.-]+\.png)`", analysis))
+    assert named <= {p.name for p in pngs}, f"{task_id}: analysis.md names missing figures {named - {p.name for p in pngs}}"
     # every Markdown table renders as a table (a stray "|" in a cell once turned tables into paragraphs)
     html = render_markdown(analysis)
     assert not re.search(r"<p>\s*\|", html), f"{task_id}: a table in analysis.md does not render"

@@ -275,7 +275,7 @@ At the last epoch {gap_note}.
 ## Against task 4.3's SmallCNN
 {vs43}
 
-## Per class (`per_class_accuracy.png`, `confusion_matrix.png`, `confident_mistakes.png`)
+## Per class (`per_class_accuracy.png`, `confusion_matrix.png`{', `confident_mistakes.png`' * bool(r.mistake_true)})
 {spread} {confusion_sentence(r.confusion, r.classes)}
 
 {table(["class", "product CNN", "4.3 SmallCNN", "test images"], rows)}

@@ -183,3 +183,12 @@ def test_write_up_says_training_used_one_thread_and_why():
     assert "on 1 CPU thread(s), so that the numbers do not depend on the machine's core count" in text
     gpu = " ".join(t49.write_up(dataclasses.replace(_result(correct, correct), train_threads=0)).split())
     assert "on the GPU" in gpu and "thread(s)" not in gpu.split("## Inference speed")[0]
+
+
+def test_write_up_names_the_mistakes_figure_only_when_there_were_mistakes():
+    correct = np.ones(2000, bool)
+    perfect = _result(correct, correct)                     # no mistake: draw() makes no mistakes figure
+    assert "confident_mistakes.png" not in t49.write_up(perfect)
+    shown = dataclasses.replace(perfect, mistake_images=np.zeros((1, 28, 28)), mistake_true=[3], mistake_pred=[5],
+                                mistake_confidence=[0.9])
+    assert "`confident_mistakes.png`" in t49.write_up(shown)
