@@ -241,7 +241,7 @@ def inference_latency(model, x, batch_sizes=(1, 16, 256), *, warmup: int = 5, re
     """Median forward-pass time of ``model`` (eval mode, no autograd) per batch size (clipped to len(x)): ``warmup``
     untimed calls, then ``repeats`` timed ones (``single_repeats`` for batch 1), cut short after ``max_seconds`` once
     5 are timed; the median resists other processes' interruptions. Returns {batch: {"ms_per_batch",
-    "ms_per_image", "images_per_second", "calls"}}."""
+    "ms_per_image", "images_per_second", "calls", "ms_per_image_q1", "ms_per_image_q3"}} (quartiles of the calls)."""
     model.eval()
     out = {}
     with torch.inference_mode():
@@ -259,8 +259,10 @@ def inference_latency(model, x, batch_sizes=(1, 16, 256), *, warmup: int = 5, re
                 if len(times) >= 5 and time.perf_counter() - start > max_seconds:
                     break
             med = float(np.median(times))
+            q1, q3 = (1000 * float(q) / len(xb) for q in np.percentile(times, (25, 75)))
             out[bs] = {"ms_per_batch": 1000 * med, "ms_per_image": 1000 * med / len(xb),
-                       "images_per_second": len(xb) / med, "calls": len(times)}
+                       "images_per_second": len(xb) / med, "calls": len(times),
+                       "ms_per_image_q1": q1, "ms_per_image_q3": q3}  # the middle half of the timed calls
     return out
 
 

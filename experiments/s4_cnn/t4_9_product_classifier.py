@@ -145,6 +145,18 @@ def _speed_choices(latency) -> tuple[str, str, str]:
     return single, *best
 
 
+def _thread_verdict(one: dict, many: dict) -> str:
+    """'faster' / 'slower' when the middle halves (quartiles) of the two timings do not overlap, else 'no clear
+    difference'; results saved before quartiles were recorded are judged by their medians alone."""
+    if "ms_per_image_q1" not in one or "ms_per_image_q1" not in many:
+        return "faster, medians only" if many["ms_per_image"] < one["ms_per_image"] else "slower, medians only"
+    if many["ms_per_image_q3"] < one["ms_per_image_q1"]:
+        return "faster"
+    if many["ms_per_image_q1"] > one["ms_per_image_q3"]:
+        return "slower"
+    return "no clear difference: the middle halves of the timings overlap"
+
+
 def draw(ctx, r: Result) -> None:
     augmented = " (training batches augmented, dropout on)" if any(r.recipe["augmentation"].values()) else ""
     fig = history_figure({"product CNN": r.history}, f"Product CNN on {r.dataset}, {r.mode} mode, {r.steps} optimizer "
@@ -247,12 +259,12 @@ def write_up(r: Result) -> str:
     if len(lat) > 1:
         many = max(lat, key=int)
         ratios = {s: lat[many][s]["ms_per_image"] / lat["1"][s]["ms_per_image"] for s in sizes}
+        verdicts = {s: _thread_verdict(lat["1"][s], lat[many][s]) for s in sizes}
         speed += (f" With {many} threads instead of 1 the time per image was "
-                  + ", ".join(f"{v:.2f}× at batch {s}" for s, v in ratios.items())
-                  + (" (below 1 everywhere: the extra thread helped)." if all(v < 1 for v in ratios.values()) else
-                     " (above 1 means the extra thread slowed it down; possible causes: a small batch gives too little "
-                     "work to split, and another program on the CPU makes each parallel step wait for the thread it "
-                     "interrupted)."))
+                  + ", ".join(f"{ratios[s]:.2f}× at batch {s} ({verdicts[s]})" for s in sizes) + ".")
+        if "slower" in verdicts.values():
+            speed += (" Possible causes of a slowdown: a small batch gives too little work to split, and another "
+                      "program on the CPU makes each parallel step wait for the thread it interrupted.")
     threads = (f" on {r.train_threads} CPU thread(s), so that the numbers do not depend on the machine's core count"
                if r.train_threads else " on the GPU")
     rows = [(r.classes[i], pct(per_class[i]), pct(base.per_class[r.classes[i]]) if r.classes[i] in base.per_class

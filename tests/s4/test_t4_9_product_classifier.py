@@ -192,3 +192,18 @@ def test_write_up_names_the_mistakes_figure_only_when_there_were_mistakes():
     shown = dataclasses.replace(perfect, mistake_images=np.zeros((1, 28, 28)), mistake_true=[3], mistake_pred=[5],
                                 mistake_confidence=[0.9])
     assert "`confident_mistakes.png`" in t49.write_up(shown)
+
+
+def test_thread_verdict_needs_separate_quartiles():
+    one = {"ms_per_image": 1.0, "ms_per_image_q1": 0.95, "ms_per_image_q3": 1.10}
+    assert t49._thread_verdict(one, {"ms_per_image": 0.98, "ms_per_image_q1": 0.90, "ms_per_image_q3": 1.05}) \
+        .startswith("no clear difference")               # 0.98×, but the middle halves overlap
+    assert t49._thread_verdict(one, {"ms_per_image": 0.6, "ms_per_image_q1": 0.55, "ms_per_image_q3": 0.7}) == "faster"
+    assert t49._thread_verdict(one, {"ms_per_image": 1.5, "ms_per_image_q1": 1.3, "ms_per_image_q3": 1.7}) == "slower"
+    assert t49._thread_verdict({"ms_per_image": 1.0}, {"ms_per_image": 0.9}) == "faster, medians only"
+
+
+def test_inference_latency_records_the_middle_half_of_the_calls():
+    res = inference_latency(_Sleepy(), torch.randn(8, 1, 8, 8), (1,), warmup=0, repeats=5, single_repeats=9)
+    r = res[1]
+    assert r["ms_per_image_q1"] <= r["ms_per_image"] <= r["ms_per_image_q3"] and r["ms_per_image_q1"] >= 4.0
