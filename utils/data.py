@@ -24,6 +24,7 @@ import config
 from rich.markup import escape
 
 from utils.download import DataUnavailable, download, extract_once, marker_ok, md5sum
+from utils.provenance import limit_threads
 
 if TYPE_CHECKING:
     import torch
@@ -383,8 +384,11 @@ def load_images(name: str, *, data_dir: Path | None = None, allow_fallback: bool
     x_tr_t, x_te_t = to_tensor(x_tr), to_tensor(x_te)
     # Normalise with the training set's per-channel statistics, in place: all of the CIFAR-shaped stand-in
     # is 740 MB as float32, and each out-of-place step held another copy.
-    mean = x_tr_t.mean(dim=(0, 2, 3))
-    std = x_tr_t.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    # On one thread: a parallel reduction's summation order depends on the thread count, and so would the
+    # statistics' last bits and every result trained on them (a --jobs worker has one thread, a serial run all).
+    with limit_threads(1):
+        mean = x_tr_t.mean(dim=(0, 2, 3))
+        std = x_tr_t.std(dim=(0, 2, 3)).clamp_min(1e-6)
     for t in (x_tr_t, x_te_t):
         t.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
     return ImageData(raw.name, name, standin, note, raw.classes, x_tr_t, torch.from_numpy(y_tr),

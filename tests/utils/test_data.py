@@ -57,6 +57,25 @@ def test_real_mnist_from_data_dir_is_used_and_normalised(tmp_path):
     assert shown.shape == (3, 28, 28) and shown.min() >= 0 and shown.max() <= 1
 
 
+def test_normalisation_does_not_depend_on_the_thread_count(tmp_path):
+    # A --jobs worker has one thread, a serial run every core: the same images must come out bit for bit
+    import torch
+
+    # (50 training images: a size whose float32 mean differed in the last bit between 2 and 1 threads)
+    make_mnist_folder(tmp_path / "mnist", n_train=50)
+    before = torch.get_num_threads()
+    loaded = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            loaded.append(data_mod.load_images("mnist", data_dir=tmp_path))
+    finally:
+        torch.set_num_threads(before)
+    two, one = loaded
+    assert two.mean == one.mean and two.std == one.std
+    assert torch.equal(two.x_train, one.x_train) and torch.equal(two.x_test, one.x_test)
+
+
 def test_whole_dataset_from_a_read_only_file_loads_without_a_warning(tmp_path):
     # No subset: the tensors come straight from read_idx's read-only buffer (FULL and HYBRID runs)
     make_mnist_folder(tmp_path / "mnist")
