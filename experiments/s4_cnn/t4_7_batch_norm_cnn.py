@@ -252,8 +252,10 @@ def write_up(r: Result) -> str:
                    f"{pct(max(finals['batch_norm']))} with batch norm and {pct(min(finals['plain']))}–"
                    f"{pct(max(finals['plain']))} without.")
     if final[bn] and not final[plain]:
-        sens = (f"Batch norm was at least as good at every learning rate and better at lr {_lrs(final[bn])}: it is "
-                f"less sensitive to the learning rate here, as the textbook says.")
+        ties = [lr for lr in r.final if lr not in final[bn]]
+        sens = (f"Batch norm ended measurably better at lr {_lrs(final[bn])} and measurably worse at none"
+                + (f" (lr {_lrs(ties)}: no measurable difference)" if ties else "")
+                + ": it is less sensitive to the learning rate here, as the textbook says.")
     elif final[plain] and not final[bn]:
         sens = (f"This contradicts the textbook claim that batch norm widens the range of usable learning rates: the "
                 f"plain CNN ended better at lr {_lrs(final[plain])} and batch norm at none.")

@@ -64,6 +64,8 @@ def test_batch_norm_faster_and_less_sensitive():
     assert r.verdict == "batch-norm CNN better at lr 0.003, 0.3; tie at 0.03"
     text = write_up(r)
     assert "Batch norm converged faster" in text and "less sensitive to the learning rate here" in text
+    # the tie at 0.03 is named as a tie, not folded into "at least as good"
+    assert "better at lr 0.003, 0.3 and measurably worse at none (lr 0.03: no measurable difference)" in text
     assert "Diverged" in text and "plain CNN at lr 0.3" in text
 
 
