@@ -150,13 +150,16 @@ class RunContext:
     def footer(self) -> str:
         return f"task {self.task.id} · {self.mode} mode · data: {self.dataset_label} · seed {self.seed}"
 
-    def save_figure(self, fig, name: str) -> Path:
-        """Save a matplotlib figure as results/<task>/<name>.png (the preset's dpi, footer, atomic)."""
+    def save_figure(self, fig, name: str, listed: bool = True) -> Path:
+        """Save a matplotlib figure as results/<task>/<name>.png (the preset's dpi, footer, atomic).
+
+        ``listed``: record it among the task's figures (metrics.json, index.html thumbnails). A
+        figure in a subfolder (``name`` "attention_reviews/right_1", one of many) is saved unlisted."""
         from utils.plotting import save_figure
 
         path = save_figure(fig, self.out_dir / name, footer=self.footer, dpi=self.cfg.figure_dpi,
                            crop=self.cfg.figure_crop, mode=self.mode)
-        if path.name not in self.figures:
+        if listed and path.name not in self.figures:
             self.figures.append(path.name)
         return path
 

@@ -14,7 +14,7 @@ import torch
 from experiments.s7_attention._shared import GRUTextClassifier, correct_and_confidence, text_splits
 from models import count_parameters
 from utils.history import History
-from utils.plotting import count_axis, history_figure, legend_outside, plt, save_figure
+from utils.plotting import count_axis, history_figure, legend_outside, plt
 from utils.report import Comparison, accuracy_interval, compare_predictions, describe_accuracy, pct, table
 
 # gru_layers: QUICK uses one (the CPU's GRU backward is three quarters of the task's time, and one layer halves it)
@@ -189,9 +189,7 @@ def draw(ctx, r: Result) -> None:
             fig, ax = plt.subplots(figsize=(12, 3.8), constrained_layout=True)
             _word_map(ax, ex)
             fig.suptitle(f"GRU + attention on a {r.dataset} test review")
-            save_figure(fig, ctx.out_dir / "attention_reviews" / f"{'right' if ex['correct'] else 'wrong'}_{i + 1}",
-                        footer=ctx.footer, dpi=ctx.cfg.figure_dpi, crop=ctx.cfg.figure_crop,
-                        mode=ctx.mode)  # as the preset's others
+            ctx.save_figure(fig, f"attention_reviews/{'right' if ex['correct'] else 'wrong'}_{i + 1}", listed=False)
 
 
 def length_bins(r: Result):
