@@ -7,6 +7,7 @@ which selects the headless Agg backend and the house style) and hand them to
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +46,24 @@ STYLE = {
 plt.rcParams.update(STYLE)
 
 
+_STANDIN_THEN_PARENTHESIS = re.compile(r"\((stand-in for [^()]*)\) \(")
+
+
 def name_the_mode(fig, mode: str) -> None:
     """Make the figure's title say which mode made it, unless some title already says "<mode> mode".
 
     The title is the suptitle, else the first axes title; the mode joins its first line's closing
     parenthesis when there is one: "Per-class accuracy, digits (200 test images)" becomes
     "Per-class accuracy, digits (200 test images; quick mode)", "GAN training on digits" becomes
-    "GAN training on digits (quick mode)". A figure with no title is left alone.
+    "GAN training on digits (quick mode)". A figure with no title is left alone. A stand-in's
+    parenthesis followed by another is merged with it: "fashion-mnist (stand-in for mnist; one seed)".
     """
     phrase = f"{mode} mode"
     suptitle = getattr(fig, "_suptitle", None)
     titles = [t for t in ([suptitle] if suptitle is not None else [])
               + [ax.title for ax in fig.axes] + [ax._left_title for ax in fig.axes] if t.get_text()]
+    for t in titles:  # "mnist (stand-in for digits) (one seed)" reads "mnist (stand-in for digits; one seed)"
+        t.set_text(_STANDIN_THEN_PARENTHESIS.sub(r"(\1; ", t.get_text()))
     if not titles or any(phrase in t.get_text().lower() for t in titles):
         return
     first, _, rest = titles[0].get_text().partition("\n")

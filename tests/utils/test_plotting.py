@@ -54,6 +54,17 @@ def test_the_title_names_the_mode():
     plt.close("all")
 
 
+def test_a_stand_in_parenthesis_and_the_next_one_become_one():
+    fig = _titled("Sensitivity, fashion-mnist (stand-in for mnist) (one seed)", "f(x) (log scale)")
+    name_the_mode(fig, "quick")
+    assert fig.get_suptitle() == "Sensitivity, fashion-mnist (stand-in for mnist; one seed; quick mode)"
+    assert fig.axes[0].get_title() == "f(x) (log scale)"   # only a stand-in's parenthesis is merged
+    fig = _titled("GAN on fashion-mnist (stand-in for mnist)")
+    name_the_mode(fig, "quick")
+    assert fig.get_suptitle() == "GAN on fashion-mnist (stand-in for mnist; quick mode)"
+    plt.close("all")
+
+
 def test_a_title_that_already_names_the_mode_is_left_alone():
     for fig in (_titled("Sweep on digits, 3 epochs, full mode; × = diverged"),
                 _titled("Curves on digits", "loss (full mode)")):
